@@ -1,0 +1,1 @@
+//! Serves the emulator over HTTP, standalone or mounted in the Hub.

@@ -1,0 +1,3 @@
+//! The HTTP layer: routes, pages, the JSON API, the proxy surface and middleware.
+
+pub mod emulator;
