@@ -1,0 +1,75 @@
+//! Builds and runs the Hub server from a `Config` and a bound listener.
+
+use std::net::TcpListener;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+
+use crate::config::Config;
+use crate::hub::{Hub, HubError};
+use crate::web::{self, HostPolicy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Hub(#[from] HubError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A Hub bound to its port and ready to run.
+pub struct Application {
+    server: Server,
+    port: u16,
+    hub: Hub,
+}
+
+impl Application {
+    /// Binds `config.listen`, opens the data dir and prepares the server.
+    pub fn build(config: Config) -> Result<Application, StartError> {
+        let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        Self::build_with_listener(config, listener)
+    }
+
+    /// Prepares the server on an already bound listener (tests bind port 0).
+    pub fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+    ) -> Result<Application, StartError> {
+        let port = listener.local_addr()?.port();
+        if !config.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.listen,
+                "listening on a non-loopback address: anyone who can reach it may try to use this Hub"
+            );
+        }
+        let hosts = HostPolicy::new(config.listen, port);
+        let hub = Hub::open(config)?;
+        let state = hub.clone();
+        let server = HttpServer::new(move || web::app(state.clone(), hosts.clone()))
+            .listen(listener)?
+            .shutdown_timeout(5)
+            .run();
+        Ok(Application { server, port, hub })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,128 @@
+//! The command line: `workshop-hub [serve]` and `workshop-hub emulator`, every flag with an
+//! environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Workshop Hub: your local AI gateway.
+///
+/// Connect OpenAI, Anthropic and Google Gemini once, give each app you build its own key,
+/// and see what those apps spend. Run it and open the address it prints in your browser.
+/// With no provider keys it runs as an offline demo on its built-in emulator.
+#[derive(Debug, Parser)]
+#[command(name = "workshop-hub", version, about, long_about)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Hub: the browser pages, the management API and the gateway (the default).
+    Serve(ServeArgs),
+    /// Run only the provider emulator: OpenAI, Anthropic and Gemini look-alikes, offline.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Keep it on 127.0.0.1 unless you know why not.
+    #[arg(long, env = "WORKSHOP_HUB_LISTEN", default_value = "127.0.0.1:8420")]
+    pub listen: SocketAddr,
+
+    /// Allow a --listen address that is not loopback (the Hub still answers only requests
+    /// addressed to that exact address).
+    #[arg(long, env = "WORKSHOP_HUB_ALLOW_NON_LOOPBACK")]
+    pub allow_non_loopback: bool,
+
+    /// Where the database lives [default: the platform data dir, e.g.
+    /// ~/.local/share/workshop-hub].
+    #[arg(long, env = "WORKSHOP_HUB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Send every provider call, managed and your own keys, to the built-in emulator.
+    #[arg(long, env = "WORKSHOP_HUB_OFFLINE")]
+    pub offline: bool,
+
+    /// Read the passphrase from this file and create or unlock the vault at start
+    /// (headless use). WORKSHOP_HUB_PASSPHRASE does the same from the environment.
+    #[arg(long, env = "WORKSHOP_HUB_PASSPHRASE_FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// OpenAI API root, without /v1.
+    #[arg(
+        long,
+        env = "WORKSHOP_HUB_OPENAI_BASE_URL",
+        default_value = "https://api.openai.com"
+    )]
+    pub openai_base_url: String,
+
+    /// Anthropic API root, without /v1.
+    #[arg(
+        long,
+        env = "WORKSHOP_HUB_ANTHROPIC_BASE_URL",
+        default_value = "https://api.anthropic.com"
+    )]
+    pub anthropic_base_url: String,
+
+    /// Gemini API root, without /v1beta.
+    #[arg(
+        long,
+        env = "WORKSHOP_HUB_GEMINI_BASE_URL",
+        default_value = "https://generativelanguage.googleapis.com"
+    )]
+    pub gemini_base_url: String,
+
+    /// Seconds an upstream call may take in total (long reasoning calls need minutes).
+    #[arg(
+        long,
+        env = "WORKSHOP_HUB_UPSTREAM_TIMEOUT_SECS",
+        default_value_t = 600
+    )]
+    pub upstream_timeout_secs: u64,
+
+    /// Seconds a streamed answer may stay silent before the Hub gives up on it.
+    #[arg(
+        long,
+        env = "WORKSHOP_HUB_STREAM_IDLE_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub stream_idle_timeout_secs: u64,
+
+    /// Minutes of inactivity after which a browser session ends.
+    #[arg(long, env = "WORKSHOP_HUB_SESSION_IDLE_MINUTES", default_value_t = 60)]
+    pub session_idle_minutes: u64,
+
+    /// Largest request body the gateway forwards, in MiB.
+    #[arg(long, env = "WORKSHOP_HUB_MAX_BODY_MIB", default_value_t = 32)]
+    pub max_body_mib: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "WORKSHOP_HUB_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:8421"
+    )]
+    pub listen: SocketAddr,
+
+    /// Delay before the first byte of every answer, in milliseconds.
+    #[arg(long, env = "WORKSHOP_HUB_EMULATOR_LATENCY_MS", default_value_t = 0)]
+    pub latency_ms: u64,
+
+    /// Pace streamed answers at this many tokens per second (0 = as fast as possible).
+    #[arg(
+        long,
+        env = "WORKSHOP_HUB_EMULATOR_TOKENS_PER_SECOND",
+        default_value_t = 0
+    )]
+    pub tokens_per_second: u32,
+}

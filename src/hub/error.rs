@@ -1,0 +1,61 @@
+//! What can go wrong in a Hub service, in terms a caller can act on.
+
+use std::time::Duration;
+
+use crate::store::StoreError;
+use crate::vault::VaultError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("The Hub is locked. Unlock it with your passphrase.")]
+    Locked,
+    #[error("The Hub has no passphrase yet. Choose one on the setup page first.")]
+    NotInitialized,
+    #[error("This Hub already has a passphrase.")]
+    AlreadyInitialized,
+    #[error("That passphrase is not correct.")]
+    WrongPassphrase,
+    #[error("Too many wrong passphrases. Try again in {} s.", .retry_after.as_secs().max(1))]
+    Backoff { retry_after: Duration },
+    #[error("Sign in to the Hub first.")]
+    Unauthenticated,
+    #[error("{message}")]
+    BadInput {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0} was not found.")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Something went wrong inside the Hub: {0}")]
+    Unexpected(String),
+}
+
+impl HubError {
+    pub fn bad_input(field: &'static str, message: impl Into<String>) -> HubError {
+        HubError::BadInput {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for HubError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => HubError::NotFound("That record"),
+            StoreError::Conflict(msg) => HubError::Conflict(msg),
+            other => HubError::Unexpected(other.to_string()),
+        }
+    }
+}
+
+impl From<VaultError> for HubError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::WrongPassphrase => HubError::WrongPassphrase,
+            other => HubError::Unexpected(other.to_string()),
+        }
+    }
+}

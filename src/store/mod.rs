@@ -1,0 +1,222 @@
+//! SQLite storage: the only place with SQL. WAL mode, foreign keys, secure delete, ordered
+//! append-only migrations, and file modes that keep the data to its owner.
+
+mod migrations;
+mod vault;
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use migrations::SCHEMA_VERSION;
+
+pub const DB_FILE: &str = "hub.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error(
+        "the database at {path} is damaged ({detail}). Move it aside and restore a backup, or \
+         move it aside to start a new Hub"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the database at {path} was written by a newer Workshop Hub (schema {found}, this \
+         version knows {known}); upgrade Workshop Hub"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("cannot prepare the data directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The Hub's database. One connection behind a mutex: SQLite serialises writers anyway,
+/// and every call is short. Callers on async workers run store calls on blocking threads.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir`, checks it and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        prepare_data_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        create_private_file(&path)?;
+        let conn = Connection::open(&path).map_err(|e| damaged(&path, &e.to_string()))?;
+        configure(&conn).map_err(|e| damaged(&path, &e.to_string()))?;
+        quick_check(&conn, &path)?;
+        migrations::apply(&conn, &path)?;
+        tighten_sidecar_files(&path);
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back on drop), so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves the WAL back into the database and truncates it, so deleted secrets do not
+    /// linger in the log.
+    pub fn checkpoint_truncate(&self) -> Result<()> {
+        self.conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(())
+}
+
+fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| damaged(path, &e.to_string()))?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(damaged(path, &verdict))
+    }
+}
+
+fn damaged(path: &Path, detail: &str) -> StoreError {
+    StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Creates the data directory with mode 0700, tightening an existing one.
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    let io = |source| StoreError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(io)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+    Ok(())
+}
+
+/// Creates the database file with mode 0600 before SQLite opens it; SQLite gives the WAL
+/// and shared-memory files the same mode.
+fn create_private_file(path: &Path) -> Result<()> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+    Ok(())
+}
+
+fn tighten_sidecar_files(db: &Path) {
+    for suffix in ["-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = fs::set_permissions(PathBuf::from(name), fs::Permissions::from_mode(0o600));
+    }
+}
+
+/// Current time as RFC 3339 UTC with second precision, the form every timestamp is kept in.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_with_private_modes_and_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("hub");
+        let store = Store::open(&data).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(store.path()), 0o600);
+        let mode_name: String = store
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode_name, "wal");
+        let fk: i64 = store
+            .conn()
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let sd: i64 = store
+            .conn()
+            .query_row("PRAGMA secure_delete", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sd, 1);
+        for suffix in ["-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", store.path().display()));
+            if p.exists() {
+                assert_eq!(mode(&p), 0o600, "{suffix}");
+            }
+        }
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let v: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_damaged_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(DB_FILE), vec![0x42u8; 8192]).unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+        assert!(err.to_string().contains("damaged"));
+    }
+}

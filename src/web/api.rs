@@ -1,0 +1,113 @@
+//! The management API (`/api/v1/...`): JSON in, JSON out, session cookie for auth.
+
+use actix_web::{HttpResponse, web};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{ApiSession, cleared_cookie, session_cookie};
+use super::errors::ApiError;
+use super::pages::blocking;
+use crate::hub::Hub;
+
+pub async fn healthz(hub: web::Data<Hub>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "locked": hub.is_locked(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+pub async fn status(hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(hub.status()?))
+}
+
+#[derive(Deserialize)]
+pub struct PassphraseBody {
+    passphrase: SecretString,
+}
+
+/// First run over the API: creates the vault and signs in.
+pub async fn setup(
+    hub: web::Data<Hub>,
+    body: web::Json<PassphraseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let passphrase = body.into_inner().passphrase;
+    let h = hub.clone();
+    let (id, _) = blocking(move || h.setup(&passphrase, None)).await?;
+    Ok(HttpResponse::Created()
+        .cookie(session_cookie(&id))
+        .json(hub.status()?))
+}
+
+/// Signs in (unlocking a locked Hub) and sets the session cookie.
+pub async fn create_session(
+    hub: web::Data<Hub>,
+    body: web::Json<PassphraseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let passphrase = body.into_inner().passphrase;
+    let h = hub.clone();
+    let (id, _) = blocking(move || h.sign_in(&passphrase)).await?;
+    Ok(HttpResponse::Ok()
+        .cookie(session_cookie(&id))
+        .json(hub.status()?))
+}
+
+pub async fn end_session(hub: web::Data<Hub>, session: ApiSession) -> HttpResponse {
+    hub.sign_out(session.id.as_str());
+    HttpResponse::NoContent().cookie(cleared_cookie()).finish()
+}
+
+pub async fn lock(hub: web::Data<Hub>, _session: ApiSession) -> Result<HttpResponse, ApiError> {
+    hub.lock();
+    Ok(HttpResponse::Ok()
+        .cookie(cleared_cookie())
+        .json(hub.status()?))
+}
+
+#[derive(Deserialize)]
+pub struct ChangePassphraseBody {
+    current: SecretString,
+    new: SecretString,
+}
+
+/// Re-wraps the vault under a new passphrase; every session ends.
+pub async fn change_passphrase(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    body: web::Json<ChangePassphraseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let ChangePassphraseBody { current, new } = body.into_inner();
+    let h = hub.clone();
+    blocking(move || h.change_passphrase(&current, &new, None)).await?;
+    Ok(HttpResponse::Ok()
+        .cookie(cleared_cookie())
+        .json(hub.status()?))
+}
+
+/// Bad JSON bodies get the API's error shape instead of actix's plain text.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(256 * 1024)
+        .error_handler(|err, _req| {
+            let message = json_error_message(&err.to_string());
+            let res = HttpResponse::BadRequest()
+                .json(json!({"error": {"code": "bad_request", "message": message}}));
+            actix_web::error::InternalError::from_response(err, res).into()
+        })
+}
+
+/// Names a missing or unknown field, but never echoes submitted values (they may be keys).
+fn json_error_message(detail: &str) -> String {
+    let field = ["missing field", "unknown field"]
+        .iter()
+        .find_map(|kind| detail.find(kind).map(|at| &detail[at..]))
+        .and_then(|s| s.split(',').next());
+    match field {
+        Some(f) => format!("The request body does not fit this call: {f}."),
+        None => {
+            "The request body is not valid JSON for this call: check the field names and types."
+                .to_string()
+        }
+    }
+}

@@ -1,0 +1,24 @@
+// Small progressive enhancements. Every page works without this file.
+"use strict";
+
+document.addEventListener("click", (event) => {
+  const copy = event.target.closest("[data-copy]");
+  if (copy) {
+    const target = document.getElementById(copy.dataset.copy);
+    if (target && navigator.clipboard) {
+      navigator.clipboard.writeText(target.textContent.trim()).then(() => {
+        const label = copy.textContent;
+        copy.textContent = "Copied";
+        setTimeout(() => { copy.textContent = label; }, 1500);
+      });
+    }
+  }
+});
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  const question = form.dataset && form.dataset.confirm;
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+  }
+});
