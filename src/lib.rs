@@ -12,5 +12,6 @@ pub mod providers;
 pub mod run;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod vault;
 pub mod web;

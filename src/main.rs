@@ -6,6 +6,7 @@ use workshop_hub::cli::{Cli, Command};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     workshop_hub::telemetry::init();
+    workshop_hub::tls::install_crypto_provider();
     let result = match cli.command {
         Some(Command::Emulator(args)) => workshop_hub::run::emulator(args),
         Some(Command::Serve(args)) => workshop_hub::run::serve(args),

@@ -15,7 +15,7 @@ pub enum HubError {
     AlreadyInitialized,
     #[error("That passphrase is not correct.")]
     WrongPassphrase,
-    #[error("Too many wrong passphrases. Try again in {} s.", .retry_after.as_secs().max(1))]
+    #[error("Too many wrong passphrases. Try again in {} s.", ceil_secs(*.retry_after))]
     Backoff { retry_after: Duration },
     #[error("Sign in to the Hub first.")]
     Unauthenticated,
@@ -30,6 +30,11 @@ pub enum HubError {
     Conflict(String),
     #[error("Something went wrong inside the Hub: {0}")]
     Unexpected(String),
+}
+
+/// Whole seconds, rounded up and at least one, as `Retry-After` wants them.
+pub fn ceil_secs(d: Duration) -> u64 {
+    (d.as_millis().div_ceil(1000) as u64).max(1)
 }
 
 impl HubError {

@@ -12,7 +12,7 @@ use crate::store::Store;
 use crate::vault::UnlockedVault;
 
 pub use auth::{MIN_PASSPHRASE_LEN, Status};
-pub use error::HubError;
+pub use error::{HubError, ceil_secs};
 pub use sessions::{Session, SessionId};
 
 /// Shared state of a running Hub. Cheap to clone (everything is behind `Arc`).

@@ -63,7 +63,7 @@ fn public_message(e: &HubError) -> String {
 
 fn retry_after(e: &HubError) -> Option<u64> {
     match e {
-        HubError::Backoff { retry_after } => Some(retry_after.as_secs().max(1)),
+        HubError::Backoff { retry_after } => Some(crate::hub::ceil_secs(*retry_after)),
         _ => None,
     }
 }

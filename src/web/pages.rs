@@ -201,7 +201,7 @@ pub async fn unlock_submit(
             )?;
             if let HubError::Backoff { retry_after } = e {
                 if let Ok(v) =
-                    header::HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+                    header::HeaderValue::from_str(&crate::hub::ceil_secs(retry_after).to_string())
                 {
                     res.headers_mut().insert(header::RETRY_AFTER, v);
                 }

@@ -117,11 +117,22 @@ fn is_state_changing(method: &Method) -> bool {
 }
 
 /// `Origin` decides when present; otherwise `Referer`; with neither (scripts, SDKs) the
-/// request is judged by its credentials alone.
+/// request is judged by its credentials alone. Browsers send `Origin: null` on form posts
+/// from pages with `Referrer-Policy: no-referrer`; such a request passes only when the
+/// browser also vouches with `Sec-Fetch-Site: same-origin`. A cross-site fetch
+/// metadata header is refused whatever else the request says.
 fn same_origin(req: &ServiceRequest, policy: &HostPolicy) -> bool {
     let headers = req.headers();
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if matches!(fetch_site, Some("cross-site" | "same-site")) {
+        return false;
+    }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        return origin.to_str().is_ok_and(|o| policy.allows_origin(o));
+        return match origin.to_str() {
+            Ok("null") => fetch_site == Some("same-origin"),
+            Ok(o) => policy.allows_origin(o),
+            Err(_) => false,
+        };
     }
     if let Some(referer) = headers.get(header::REFERER) {
         return referer.to_str().is_ok_and(|r| policy.allows_referer(r));

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every check and test of Workshop Hub: formatting, clippy, the Rust unit, in-process
+# and black-box tests, the official Python SDKs against the emulator and the Hub, and the
+# browser tests in headless Chromium. Installs what those tiers need when it is missing:
+# a Python venv in .venv with tests/requirements.txt, and Debian's chromium + chromedriver.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "Rust tests"
+cargo test --locked --no-fail-fast
+
+step "Python venv (.venv)"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openai, anthropic, google.genai, pytest, selenium' 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+
+step "Chromium for browser tests"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+step "Python tests: official SDKs and headless browser"
+cargo build --locked --quiet
+export WORKSHOP_HUB_BIN="$PWD/target/debug/workshop-hub"
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/python tests/browser
