@@ -10,6 +10,8 @@ pub mod gemini;
 mod meter;
 pub mod openai;
 pub mod sse;
+#[cfg(test)]
+mod testing;
 
 use std::fmt;
 use std::str::FromStr;
