@@ -420,3 +420,366 @@ struct ModelList {
 struct ModelEntry {
     id: String,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::providers::testing::{TestRequest, feed_in, meter_every_way};
+    use secrecy::ExposeSecret;
+
+    const REQUEST: &str = r#"{
+  "model": "claude-sonnet-4-5",
+  "max_tokens": 1024,
+  "system": "You are terse.",
+  "messages": [{"role": "user", "content": "Hello, Claude"}],
+  "stream": false
+}"#;
+
+    const RESPONSE: &str = r#"{
+  "model": "claude-sonnet-4-5-20250929",
+  "id": "msg_01MkoP42QB7TUf5m2NVVK2kE",
+  "type": "message",
+  "role": "assistant",
+  "content": [{"type": "text", "text": "{\"product_name\": \"Green Tea\", \"price\": 5.50, \"quantity\": 2}"}],
+  "stop_reason": "end_turn",
+  "stop_sequence": null,
+  "usage": {
+    "input_tokens": 249,
+    "cache_creation_input_tokens": 0,
+    "cache_read_input_tokens": 0,
+    "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+    "output_tokens": 26,
+    "service_tier": "standard",
+    "inference_geo": "not_available"
+  }
+}"#;
+
+    /// provider-apis §3.3, recorded from the real API.
+    const STREAM: &str = r#"event: message_start
+data: {"type":"message_start","message":{"model":"claude-sonnet-4-5-20250929","id":"msg_013nnniYDrJDocdy5nrMU7cH","type":"message","role":"assistant","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":135,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard","inference_geo":"not_available"}}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
+
+event: ping
+data: {"type": "ping"}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"[12345,"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"67890]"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":0}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":135,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":10}}
+
+event: message_stop
+data: {"type":"message_stop"}
+
+"#;
+
+    fn info(body: &str) -> RequestInfo {
+        TestRequest::post("/v1/messages", &[("x-api-key", "whk_a")], body).inspect(&AnthropicApi)
+    }
+
+    fn meter(body: &[u8]) -> Metered {
+        AnthropicApi.meter_body(&info(REQUEST), body).unwrap()
+    }
+
+    #[test]
+    fn inspects_either_auth_header() {
+        let i = info(REQUEST);
+        assert_eq!(i.endpoint, Endpoint::Messages);
+        assert_eq!(
+            i.app_key.as_ref().map(ExposeSecret::expose_secret),
+            Some("whk_a")
+        );
+        assert_eq!(i.model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(i.max_output_tokens, Some(1024));
+        assert!(!i.stream);
+        let bearer = TestRequest::post(
+            "/v1/messages",
+            &[("authorization", "Bearer whk_b")],
+            REQUEST,
+        )
+        .inspect(&AnthropicApi);
+        assert_eq!(
+            bearer.app_key.as_ref().map(ExposeSecret::expose_secret),
+            Some("whk_b")
+        );
+        let count =
+            TestRequest::post("/v1/messages/count_tokens", &[], REQUEST).inspect(&AnthropicApi);
+        assert_eq!(count.endpoint, Endpoint::CountTokens);
+        let list = TestRequest::get("/v1/models", &[]).inspect(&AnthropicApi);
+        assert_eq!(list.endpoint, Endpoint::ListModels);
+        let streaming = info(&REQUEST.replace("\"stream\": false", "\"stream\": true"));
+        assert!(streaming.stream);
+    }
+
+    #[test]
+    fn prepare_removes_both_client_credentials() {
+        let req = TestRequest::post(
+            "/v1/messages",
+            &[
+                ("x-api-key", "whk_app"),
+                ("authorization", "Bearer whk_app"),
+                ("anthropic-version", "2023-06-01"),
+                ("anthropic-beta", "prompt-caching-2024-07-31"),
+                ("content-length", "99"),
+            ],
+            REQUEST,
+        );
+        let up = AnthropicApi.prepare(
+            &req.proxy(),
+            &req.inspect(&AnthropicApi),
+            &SecretString::from("sk-ant-stored"),
+        );
+        assert_eq!(
+            up.headers,
+            vec![
+                ("anthropic-version".to_string(), "2023-06-01".to_string()),
+                ("anthropic-beta".into(), "prompt-caching-2024-07-31".into()),
+                ("x-api-key".into(), "sk-ant-stored".into()),
+            ]
+        );
+        assert_eq!(up.body, req.body);
+        assert!(!up.hide_stream_usage);
+    }
+
+    #[test]
+    fn meters_the_sample_message() {
+        let got = meter(RESPONSE.as_bytes());
+        assert_eq!(
+            got.usage,
+            Usage {
+                model: Some("claude-sonnet-4-5-20250929".into()),
+                input_tokens: 249,
+                output_tokens: 26,
+                ..Usage::default()
+            }
+        );
+        assert!(got.complete && !got.estimated);
+    }
+
+    #[test]
+    fn cache_reads_and_writes_count_as_input() {
+        let body = br#"{"model":"claude-haiku-4-5-20251001","usage":{"input_tokens":100,
+            "cache_creation_input_tokens":250,"cache_read_input_tokens":1000,
+            "cache_creation":{"ephemeral_5m_input_tokens":200,"ephemeral_1h_input_tokens":50},
+            "output_tokens":10,"output_tokens_details":{"thinking_tokens":4}}}"#;
+        let u = meter(body).usage;
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cached_input_tokens,
+                u.cache_write_5m_tokens,
+                u.cache_write_1h_tokens
+            ),
+            (1350, 1000, 200, 50)
+        );
+        assert_eq!((u.output_tokens, u.reasoning_tokens), (10, 4));
+        // Without the breakdown every write is a 5-minute write.
+        let body =
+            br#"{"usage":{"input_tokens":3,"cache_creation_input_tokens":40,"output_tokens":1}}"#;
+        let u = meter(body).usage;
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_write_5m_tokens,
+                u.cache_write_1h_tokens
+            ),
+            (43, 40, 0)
+        );
+    }
+
+    #[test]
+    fn count_tokens_is_free() {
+        let count =
+            TestRequest::post("/v1/messages/count_tokens", &[], REQUEST).inspect(&AnthropicApi);
+        let got = AnthropicApi
+            .meter_body(&count, br#"{"input_tokens": 14}"#)
+            .unwrap();
+        assert_eq!(got.usage, Usage::default());
+        assert!(!got.estimated);
+    }
+
+    #[test]
+    fn meters_the_recorded_stream() {
+        let i = info(REQUEST);
+        let (forwarded, metered) =
+            meter_every_way(|| AnthropicApi.stream_meter(&i, false), STREAM.as_bytes());
+        assert_eq!(forwarded, STREAM.as_bytes());
+        assert_eq!(
+            metered.usage,
+            Usage {
+                model: Some("claude-sonnet-4-5-20250929".into()),
+                input_tokens: 135,
+                output_tokens: 10,
+                ..Usage::default()
+            }
+        );
+        assert!(metered.complete && !metered.estimated && !metered.upstream_error);
+        let crlf = STREAM.replace('\n', "\r\n");
+        let (_, again) = meter_every_way(|| AnthropicApi.stream_meter(&i, false), crlf.as_bytes());
+        assert_eq!(again, metered);
+    }
+
+    #[test]
+    fn output_is_the_last_message_delta_never_a_sum() {
+        let stream = concat!(
+            "event: message_start\n",
+            r#"data: {"type":"message_start","message":{"model":"claude-haiku-4-5-20251001","usage":{"input_tokens":20,"cache_read_input_tokens":5,"output_tokens":1}}}"#,
+            "\n\n",
+            "event: message_delta\n",
+            r#"data: {"type":"message_delta","delta":{},"usage":{"output_tokens":7}}"#,
+            "\n\n",
+            "event: message_delta\n",
+            r#"data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"cache_read_input_tokens":8,"output_tokens":12}}"#,
+            "\n\n",
+            "event: message_stop\n",
+            r#"data: {"type":"message_stop"}"#,
+            "\n\n",
+        );
+        let (_, metered) = meter_every_way(
+            || AnthropicApi.stream_meter(&info(REQUEST), false),
+            stream.as_bytes(),
+        );
+        // input 20 from message_start, cache reads overridden to 8 by message_delta.
+        assert_eq!(metered.usage.input_tokens, 28);
+        assert_eq!(metered.usage.cached_input_tokens, 8);
+        assert_eq!(metered.usage.output_tokens, 12);
+        assert!(!metered.estimated);
+    }
+
+    #[test]
+    fn padded_json_and_data_without_a_space_are_read() {
+        let stream = "event: message_start\ndata:{\"type\":\"message_start\",  \"message\":{\"usage\":{\"input_tokens\":  9 ,\"output_tokens\":1}}        }\n\n\
+                      event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":3}   }\n\n";
+        let (_, metered) = feed_in(
+            AnthropicApi.stream_meter(&info(REQUEST), false),
+            stream.as_bytes(),
+            &[1],
+        );
+        assert_eq!(
+            (metered.usage.input_tokens, metered.usage.output_tokens),
+            (9, 3)
+        );
+        assert!(!metered.estimated && !metered.complete);
+    }
+
+    #[test]
+    fn a_cut_stream_keeps_input_and_estimates_output() {
+        let cut = &STREAM[..STREAM.find("event: content_block_stop").unwrap()];
+        let i = info(REQUEST);
+        let (_, metered) = meter_every_way(|| AnthropicApi.stream_meter(&i, false), cut.as_bytes());
+        assert_eq!(metered.usage.input_tokens, 135); // reported by message_start
+        assert_eq!(metered.usage.output_tokens, 4); // "[12345," + "67890]": 13 bytes / 4, up
+        assert!(metered.estimated && !metered.complete);
+        // Cut before message_start: input is the request's estimate.
+        let (_, metered) = feed_in(
+            AnthropicApi.stream_meter(&i, false),
+            b"event: ping\ndata: {}\n\n",
+            &[4],
+        );
+        assert_eq!(metered.usage.input_tokens, i.input_tokens_estimate);
+        assert!(metered.estimated);
+    }
+
+    #[test]
+    fn a_mid_stream_error_is_noted() {
+        let stream = "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n";
+        let (_, metered) = feed_in(
+            AnthropicApi.stream_meter(&info(REQUEST), false),
+            stream.as_bytes(),
+            &[10],
+        );
+        assert!(metered.upstream_error && !metered.complete);
+    }
+
+    #[test]
+    fn classifies_anthropic_errors() {
+        let key = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_1"}"#;
+        let credit = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."},"request_id":"req_2"}"#;
+        let missing = br#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: Field required"},"request_id":"req_3"}"#;
+        let rate = br#"{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed your organization's rate limit of 30,000 input tokens per minute."},"request_id":"req_4"}"#;
+        let model = br#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-foo-1"},"request_id":"req_5"}"#;
+        let overloaded = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_011CZqrbJmikFKpFeY3mHx59"}"#;
+        assert_eq!(
+            AnthropicApi.classify(401, key),
+            Some(Trouble::InvalidApiKey)
+        );
+        assert_eq!(
+            AnthropicApi.classify(400, credit),
+            Some(Trouble::InsufficientQuota)
+        );
+        assert_eq!(AnthropicApi.classify(400, missing), None);
+        assert_eq!(
+            AnthropicApi.classify(429, rate),
+            Some(Trouble::RateLimitExceeded)
+        );
+        assert_eq!(
+            AnthropicApi.classify(404, model),
+            Some(Trouble::ModelNotFound)
+        );
+        assert_eq!(AnthropicApi.classify(529, overloaded), None);
+    }
+
+    #[test]
+    fn hub_errors_take_anthropics_shape() {
+        let v: Value = serde_json::from_slice(
+            &AnthropicApi.error_body(HubError::AppRateLimited, "Slow down."),
+        )
+        .unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "rate_limit_error");
+        assert_eq!(v["error"]["message"], "Slow down.");
+        assert_eq!(v["error"]["details"]["error_code"], "app_rate_limited");
+        assert!(v.get("request_id").is_some());
+        let event = AnthropicApi.stream_error_event(HubError::UpstreamTimeout, "timed out");
+        let text = std::str::from_utf8(&event).unwrap();
+        assert!(
+            text.starts_with(
+                "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"timeout_error\""
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lists_models_page_by_page() {
+        let key = SecretString::from("sk-ant-x");
+        let first = AnthropicApi.model_list_request(&key, None);
+        assert_eq!(first.path_and_query, "/v1/models?limit=1000");
+        assert!(
+            first
+                .headers
+                .contains(&("x-api-key".into(), "sk-ant-x".into()))
+        );
+        assert!(
+            first
+                .headers
+                .contains(&("anthropic-version".into(), "2023-06-01".into()))
+        );
+        let next = AnthropicApi.model_list_request(&key, Some("claude-sonnet-4-5-20250929"));
+        assert_eq!(
+            next.path_and_query,
+            "/v1/models?limit=1000&after_id=claude-sonnet-4-5-20250929"
+        );
+        let body = br#"{"data": [
+            {"type": "model", "id": "claude-opus-4-5-20251101", "display_name": "Claude Opus 4.5", "created_at": "2025-11-24T00:00:00Z"},
+            {"type": "model", "id": "claude-sonnet-4-5-20250929", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z"}],
+          "has_more": true, "first_id": "claude-opus-4-5-20251101", "last_id": "claude-sonnet-4-5-20250929"}"#;
+        let page = AnthropicApi.parse_model_list(body).unwrap();
+        assert_eq!(
+            page.ids,
+            ["claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929"]
+        );
+        assert_eq!(page.next.as_deref(), Some("claude-sonnet-4-5-20250929"));
+        let last = br#"{"data": [], "has_more": false, "first_id": null, "last_id": null}"#;
+        assert_eq!(AnthropicApi.parse_model_list(last).unwrap().next, None);
+    }
+}
