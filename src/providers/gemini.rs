@@ -453,3 +453,384 @@ struct ModelList {
 struct ModelEntry {
     name: String,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::providers::testing::{TestRequest, feed_in, meter_every_way};
+
+    const REQUEST: &str = r#"{"contents":[{"role":"user","parts":[{"text":"What is the capital of France?"}]}],
+ "systemInstruction":{"parts":[{"text":"You are a helpful assistant."}]},
+ "generationConfig":{"temperature":0,"maxOutputTokens":1024,"thinkingConfig":{"thinkingBudget":0}}}"#;
+
+    const RESPONSE: &str = r#"{
+  "candidates": [
+    {
+      "content": {"parts": [{"text": "The capital of France is **Paris**.\n"}], "role": "model"},
+      "finishReason": "STOP",
+      "avgLogprobs": -0.021610861023267109
+    }
+  ],
+  "usageMetadata": {
+    "promptTokenCount": 7,
+    "candidatesTokenCount": 9,
+    "totalTokenCount": 16,
+    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 7}],
+    "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 9}]
+  },
+  "modelVersion": "gemini-2.0-flash",
+  "responseId": "ictQaKDzD_6ShMIPm7P8iAY"
+}"#;
+
+    /// provider-apis §4.4, recorded (text shortened as there).
+    const STREAM: &str = r#"data: {"candidates": [{"content": {"parts": [{"text": "Warsaw (Polish: Warszawa), located in central Poland …"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 15,"candidatesTokenCount": 38,"totalTokenCount": 1357,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 15}],"thoughtsTokenCount": 1304},"modelVersion": "gemini-2.5-flash","responseId": "g6eJafflLZKRkdUPoZCXmA0"}
+
+data: {"candidates": [{"content": {"parts": [{"text": " reconstruction. It's a vibrant metropolis …"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 15,"candidatesTokenCount": 87,"totalTokenCount": 1406,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 15}],"thoughtsTokenCount": 1304},"modelVersion": "gemini-2.5-flash","responseId": "g6eJafflLZKRkdUPoZCXmA0"}
+
+data: {"candidates": [{"content": {"parts": [{"text": " it buzzes with the energy of a modern European capital."}],"role": "model"},"finishReason": "STOP","index": 0}],"usageMetadata": {"promptTokenCount": 15,"candidatesTokenCount": 935,"totalTokenCount": 2254,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 15}],"thoughtsTokenCount": 1304},"modelVersion": "gemini-2.5-flash","responseId": "g6eJafflLZKRkdUPoZCXmA0"}
+
+"#;
+
+    const STREAM_PATH: &str = "/v1beta/models/gemini-2.5-flash:streamGenerateContent";
+
+    fn stream_info() -> RequestInfo {
+        TestRequest::post(STREAM_PATH, &[("x-goog-api-key", "whk_g")], REQUEST)
+            .with_query("alt=sse")
+            .inspect(&GeminiApi)
+    }
+
+    fn final_usage() -> Usage {
+        Usage {
+            model: Some("gemini-2.5-flash".into()),
+            input_tokens: 15,
+            output_tokens: 935 + 1304,
+            reasoning_tokens: 1304,
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn inspects_the_path_and_every_key_place() {
+        let i = stream_info();
+        assert_eq!(i.endpoint, Endpoint::StreamGenerateContent);
+        assert!(i.stream);
+        assert_eq!(i.model.as_deref(), Some("gemini-2.5-flash"));
+        assert_eq!(i.max_output_tokens, Some(1024));
+        assert_eq!(
+            i.app_key.as_ref().map(ExposeSecret::expose_secret),
+            Some("whk_g")
+        );
+        let by_query =
+            TestRequest::post("/v1/models/gemini-2.5-flash:generateContent", &[], REQUEST)
+                .with_query("key=whk_q");
+        let i = by_query.inspect(&GeminiApi);
+        assert_eq!(i.endpoint, Endpoint::GenerateContent);
+        assert!(!i.stream);
+        assert_eq!(
+            i.app_key.as_ref().map(ExposeSecret::expose_secret),
+            Some("whk_q")
+        );
+        let cases = [
+            (
+                "POST",
+                "/v1beta/models/gemini-2.5-flash:countTokens",
+                Endpoint::CountTokens,
+            ),
+            (
+                "POST",
+                "/v1beta/models/gemini-embedding-001:embedContent",
+                Endpoint::EmbedContent,
+            ),
+            (
+                "POST",
+                "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+                Endpoint::EmbedContent,
+            ),
+            ("GET", "/v1beta/models", Endpoint::ListModels),
+            ("GET", "/v1/models/gemini-2.5-pro", Endpoint::ListModels),
+            (
+                "POST",
+                "/v1beta/tunedModels/x:generateContent",
+                Endpoint::Other,
+            ),
+            (
+                "POST",
+                "/v1beta/openai/chat/completions",
+                Endpoint::ChatCompletions,
+            ),
+        ];
+        for (method, path, endpoint) in cases {
+            let req = TestRequest {
+                method,
+                ..TestRequest::post(path, &[], "{}")
+            };
+            assert_eq!(req.inspect(&GeminiApi).endpoint, endpoint, "{path}");
+        }
+    }
+
+    #[test]
+    fn prepare_drops_the_key_from_header_and_query() {
+        let req = TestRequest::post(
+            STREAM_PATH,
+            &[
+                ("x-goog-api-key", "whk_g"),
+                ("content-type", "application/json"),
+            ],
+            REQUEST,
+        )
+        .with_query("key=whk_g&alt=sse");
+        let up = GeminiApi.prepare(
+            &req.proxy(),
+            &req.inspect(&GeminiApi),
+            &SecretString::from("AIzaStored"),
+        );
+        assert_eq!(up.query, "alt=sse");
+        assert_eq!(
+            up.headers,
+            vec![
+                ("content-type".to_string(), "application/json".to_string()),
+                ("x-goog-api-key".into(), "AIzaStored".into()),
+            ]
+        );
+        assert_eq!(up.body, req.body);
+    }
+
+    #[test]
+    fn meters_generate_content_bodies() {
+        let info = TestRequest::post(
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            &[],
+            REQUEST,
+        )
+        .inspect(&GeminiApi);
+        let got = GeminiApi.meter_body(&info, RESPONSE.as_bytes()).unwrap();
+        assert_eq!(
+            got.usage,
+            Usage {
+                model: Some("gemini-2.0-flash".into()),
+                input_tokens: 7,
+                output_tokens: 9,
+                ..Usage::default()
+            }
+        );
+        assert!(!got.estimated);
+        let thinking = br#"{"usageMetadata":{"promptTokenCount":640,"candidatesTokenCount":16,"totalTokenCount":712,"promptTokensDetails":[{"modality":"TEXT","tokenCount":640}],"thoughtsTokenCount":56}}"#;
+        let u = GeminiApi.meter_body(&info, thinking).unwrap().usage;
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.reasoning_tokens),
+            (640, 72, 56)
+        );
+        let cached_tools = br#"{"usageMetadata":{"promptTokenCount":1000,"cachedContentTokenCount":800,"toolUsePromptTokenCount":50,"candidatesTokenCount":10}}"#;
+        let u = GeminiApi.meter_body(&info, cached_tools).unwrap().usage;
+        assert_eq!(
+            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
+            (1050, 800, 10)
+        );
+    }
+
+    #[test]
+    fn embed_content_is_estimated_and_count_tokens_free() {
+        let req = TestRequest::post(
+            "/v1beta/models/gemini-embedding-001:embedContent",
+            &[],
+            r#"{"content":{"parts":[{"text":"The food was delicious"}]}}"#,
+        );
+        let info = req.inspect(&GeminiApi);
+        let got = GeminiApi
+            .meter_body(&info, br#"{"embedding":{"values":[0.1,0.2]}}"#)
+            .unwrap();
+        assert!(got.estimated);
+        assert_eq!(got.usage.input_tokens, (req.body.len() as u64).div_ceil(4));
+        assert_eq!(got.usage.output_tokens, 0);
+        assert_eq!(got.usage.model.as_deref(), Some("gemini-embedding-001"));
+        let count = TestRequest::post("/v1beta/models/gemini-2.5-flash:countTokens", &[], REQUEST)
+            .inspect(&GeminiApi);
+        let got = GeminiApi
+            .meter_body(&count, br#"{"totalTokens": 7}"#)
+            .unwrap();
+        assert_eq!(got.usage, Usage::default());
+        assert!(!got.estimated);
+    }
+
+    #[test]
+    fn meters_the_recorded_stream_by_its_last_total() {
+        let info = stream_info();
+        let (forwarded, metered) =
+            meter_every_way(|| GeminiApi.stream_meter(&info, false), STREAM.as_bytes());
+        assert_eq!(forwarded, STREAM.as_bytes());
+        assert_eq!(metered.usage, final_usage());
+        assert!(metered.complete && !metered.estimated);
+        let crlf = STREAM.replace('\n', "\r\n");
+        let (_, again) = meter_every_way(|| GeminiApi.stream_meter(&info, false), crlf.as_bytes());
+        assert_eq!(again, metered);
+    }
+
+    #[test]
+    fn a_cut_stream_keeps_the_last_total() {
+        let info = stream_info();
+        let cut: String = STREAM.split_inclusive("\n\n").take(2).collect();
+        let (_, metered) = meter_every_way(|| GeminiApi.stream_meter(&info, false), cut.as_bytes());
+        assert_eq!(
+            (metered.usage.input_tokens, metered.usage.output_tokens),
+            (15, 87 + 1304)
+        );
+        assert!(metered.estimated && !metered.complete);
+    }
+
+    #[test]
+    fn a_json_array_stream_meters_the_same() {
+        let objects: Vec<&str> = STREAM
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| e.trim_start_matches("data: "))
+            .collect();
+        let array = format!("[{}]", objects.join(",\r\n"));
+        let info = stream_info();
+        let (forwarded, metered) =
+            meter_every_way(|| GeminiApi.stream_meter(&info, false), array.as_bytes());
+        assert_eq!(forwarded, array.as_bytes());
+        assert_eq!(metered.usage, final_usage());
+        assert!(metered.complete && !metered.estimated);
+    }
+
+    #[test]
+    fn a_mid_stream_error_is_noted() {
+        let stream = "data: {\"error\": {\"code\": 503, \"message\": \"The model is overloaded. Please try again later.\", \"status\": \"UNAVAILABLE\"}}\n\n";
+        let (_, metered) = feed_in(
+            GeminiApi.stream_meter(&stream_info(), false),
+            stream.as_bytes(),
+            &[3],
+        );
+        assert!(metered.upstream_error && metered.estimated);
+    }
+
+    const QUOTA_429: &str = r#"{"error": {"code": 429,
+  "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+  "status": "RESOURCE_EXHAUSTED",
+  "details": [
+    {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+     "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                     "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                     "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+                     "quotaValue": "10"}]},
+    {"@type": "type.googleapis.com/google.rpc.Help",
+     "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "31s"}]}}"#;
+
+    #[test]
+    fn classifies_gemini_errors() {
+        let bad_key = br#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+  "details": [
+    {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+     "metadata": {"service": "generativelanguage.googleapis.com"}},
+    {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": "API key not valid. Please pass a valid API key."}
+  ]}}"#;
+        let no_key = br#"{"error": {"code": 403, "message": "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.", "status": "PERMISSION_DENIED"}}"#;
+        let no_model = br#"{"error": {"code": 404, "message": "models/gemini-pro is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.", "status": "NOT_FOUND"}}"#;
+        let bad_json = br#"{"error": {"code": 400, "message": "Invalid JSON payload received. Unknown name \"x\": Cannot find field.", "status": "INVALID_ARGUMENT"}}"#;
+        let overloaded = br#"{"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}"#;
+        assert_eq!(
+            GeminiApi.classify(400, bad_key),
+            Some(Trouble::InvalidApiKey)
+        );
+        assert_eq!(
+            GeminiApi.classify(403, no_key),
+            Some(Trouble::InvalidApiKey)
+        );
+        assert_eq!(
+            GeminiApi.classify(404, no_model),
+            Some(Trouble::ModelNotFound)
+        );
+        assert_eq!(GeminiApi.classify(400, bad_json), None);
+        assert_eq!(GeminiApi.classify(503, overloaded), None);
+        // The per-minute sample with a retry delay: wait and retry.
+        assert_eq!(
+            GeminiApi.classify(429, QUOTA_429.as_bytes()),
+            Some(Trouble::RateLimitExceeded)
+        );
+        // A per-day quota: waiting a minute will not help.
+        let daily = QUOTA_429.replace("PerMinute", "PerDay");
+        assert_eq!(
+            GeminiApi.classify(429, daily.as_bytes()),
+            Some(Trouble::InsufficientQuota)
+        );
+        // The quota message with nothing to retry after.
+        let bare = r#"{"error": {"code": 429, "message": "You exceeded your current quota, please check your plan and billing details.", "status": "RESOURCE_EXHAUSTED"}}"#;
+        assert_eq!(
+            GeminiApi.classify(429, bare.as_bytes()),
+            Some(Trouble::InsufficientQuota)
+        );
+        let plain = r#"{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}]}}"#;
+        assert_eq!(
+            GeminiApi.classify(429, plain.as_bytes()),
+            Some(Trouble::RateLimitExceeded)
+        );
+    }
+
+    #[test]
+    fn hub_errors_take_googles_shape() {
+        let body = GeminiApi.error_body(HubError::ModelNotAvailable, "No such model in the Hub.");
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.starts_with("{\"error\":"), "{text}");
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 1);
+        assert_eq!(
+            v,
+            json!({"error": {"code": 404, "message": "No such model in the Hub.", "status": "NOT_FOUND",
+                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "MODEL_NOT_AVAILABLE", "domain": "workshop-hub"}]}})
+        );
+        let event = GeminiApi.stream_error_event(HubError::UpstreamTimeout, "timed out");
+        assert!(event.starts_with(b"data: {\"error\":{\"code\":504,"));
+        assert!(event.ends_with(b"}\n\n"));
+    }
+
+    #[test]
+    fn lists_models_by_page_token() {
+        let key = SecretString::from("AIzaX");
+        let req = GeminiApi.model_list_request(&key, Some("tok/1"));
+        assert_eq!(
+            req.path_and_query,
+            "/v1beta/models?pageSize=1000&pageToken=tok%2F1"
+        );
+        assert_eq!(
+            req.headers,
+            vec![("x-goog-api-key".to_string(), "AIzaX".to_string())]
+        );
+        let body = br#"{"models": [{"name": "models/gemini-2.5-flash", "version": "001"}, {"name": "models/gemini-2.5-pro"}], "nextPageToken": "abc"}"#;
+        let page = GeminiApi.parse_model_list(body).unwrap();
+        assert_eq!(page.ids, ["gemini-2.5-flash", "gemini-2.5-pro"]);
+        assert_eq!(page.next.as_deref(), Some("abc"));
+        assert_eq!(
+            GeminiApi.parse_model_list(b"{}").unwrap(),
+            ModelPage::default()
+        );
+    }
+
+    #[test]
+    fn the_openai_compatible_surface_uses_openai_shapes() {
+        let body = r#"{"model":"models/gemini-2.5-flash","messages":[],"stream":true}"#;
+        let req = TestRequest::post(
+            "/v1beta/openai/chat/completions",
+            &[("authorization", "Bearer whk_c")],
+            body,
+        );
+        let info = req.inspect(&GeminiApi);
+        assert_eq!(info.model.as_deref(), Some("gemini-2.5-flash"));
+        assert_eq!(
+            info.app_key.as_ref().map(ExposeSecret::expose_secret),
+            Some("whk_c")
+        );
+        let up = GeminiApi.prepare(&req.proxy(), &info, &SecretString::from("AIzaStored"));
+        assert_eq!(
+            up.headers,
+            vec![("authorization".to_string(), "Bearer AIzaStored".to_string())]
+        );
+        assert!(up.hide_stream_usage);
+        let got = GeminiApi
+            .meter_body(&info, br#"{"model":"models/gemini-2.5-flash","usage":{"prompt_tokens":4,"completion_tokens":6}}"#)
+            .unwrap();
+        assert_eq!(got.usage.model.as_deref(), Some("gemini-2.5-flash"));
+        assert_eq!((got.usage.input_tokens, got.usage.output_tokens), (4, 6));
+    }
+}

@@ -1,6 +1,8 @@
 //! Metering streamed responses: events are cut from the reads, each provider's rules read the
 //! usage out of them, and what the provider never reported is estimated.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 
 use super::forward::tokens_from_bytes;
@@ -112,16 +114,21 @@ impl StreamMeter {
         self.decide_framing(&chunk);
         let mut out = BytesMut::new();
         let (rules, seen, rewrite) = (&mut self.rules, &mut self.seen, self.rewrite);
-        let on_event = |raw: &[u8]| {
-            let event = parse_event(raw);
+        let mut on_event = |raw: &[u8], event: SseEvent<'_>| {
             let forward = rules.observe(raw, &event, seen);
             if rewrite {
                 emit(&mut out, raw, forward);
             }
         };
         match &mut self.framing {
-            Framing::Sse(splitter) => splitter.push(&chunk, on_event),
-            Framing::JsonArray(splitter) => splitter.push(&chunk, on_event),
+            Framing::Sse(splitter) => splitter.push(&chunk, |raw| on_event(raw, parse_event(raw))),
+            Framing::JsonArray(splitter) => splitter.push(&chunk, |object| {
+                let event = SseEvent {
+                    name: None,
+                    data: Cow::Borrowed(object),
+                };
+                on_event(object, event);
+            }),
             Framing::Undecided => {}
         }
         if self.rewrite { out.freeze() } else { chunk }
