@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::forward::{
-    app_key, bearer_token, header, json_bytes, sse_event, tokens_from_bytes, upstream_headers,
+    app_key, bearer_token, header, json_bytes, query_without_key, sse_event, tokens_from_bytes,
+    upstream_headers,
 };
 use super::meter::{
     Forward, Reported, StreamRules, StreamSeen, body_is_metered, estimate_without_usage, free_call,
@@ -50,7 +51,8 @@ impl ProviderApi for AnthropicApi {
         stored_key: &SecretString,
     ) -> Upstream {
         Upstream {
-            query: request.query.to_owned(),
+            // No OpenAI/Anthropic endpoint takes `key`; an app key put there must not leak.
+            query: query_without_key(request.query),
             headers: upstream_headers(
                 request.headers,
                 "x-api-key",

@@ -480,8 +480,10 @@ impl fmt::Display for HubError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use testing::TestRequest;
 
     #[test]
     fn names_round_trip() {
@@ -489,5 +491,177 @@ mod tests {
             assert_eq!(p.as_str().parse::<Provider>().ok(), Some(p));
         }
         assert!("azure".parse::<Provider>().is_err());
+    }
+
+    #[test]
+    fn each_provider_has_its_api() {
+        for p in Provider::ALL {
+            assert_eq!(api(p).provider(), p);
+        }
+    }
+
+    /// The app key in every place any SDK puts one; none of it may reach the provider.
+    fn request_carrying_the_app_key_everywhere(path: &'static str) -> TestRequest {
+        let key = "whk_abcd1234_0123456789abcdef0123456789abcdef";
+        TestRequest {
+            method: "POST",
+            path,
+            query: "alt=sse&key=whk_abcd1234_0123456789abcdef0123456789abcdef",
+            headers: [
+                ("authorization", format!("Bearer {key}")),
+                ("x-api-key", key.into()),
+                ("x-goog-api-key", key.into()),
+                ("cookie", format!("whk_session={key}")),
+                ("proxy-authorization", format!("Basic {key}")),
+                ("content-type", "application/json".into()),
+            ]
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect(),
+            body: Bytes::from_static(br#"{"model":"m","stream":true}"#),
+        }
+    }
+
+    #[test]
+    fn no_client_credential_reaches_the_provider() {
+        let cases = [
+            (
+                Provider::OpenAi,
+                "/v1/chat/completions",
+                "authorization",
+                "Bearer stored-key",
+            ),
+            (
+                Provider::Anthropic,
+                "/v1/messages",
+                "x-api-key",
+                "stored-key",
+            ),
+            (
+                Provider::Gemini,
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                "x-goog-api-key",
+                "stored-key",
+            ),
+        ];
+        for (provider, path, auth_header, auth_value) in cases {
+            let req = request_carrying_the_app_key_everywhere(path);
+            let api = api(provider);
+            let info = req.inspect(api);
+            assert!(info.app_key.is_some(), "{provider}");
+            let up = api.prepare(&req.proxy(), &info, &SecretString::from("stored-key"));
+            for (name, value) in &up.headers {
+                assert!(
+                    !value.contains("whk_"),
+                    "{provider}: {name} leaks the app key"
+                );
+            }
+            assert!(
+                !up.query.contains("whk_"),
+                "{provider}: the query leaks the app key"
+            );
+            let with_key: Vec<&(String, String)> = up
+                .headers
+                .iter()
+                .filter(|(_, v)| v.contains("stored-key"))
+                .collect();
+            assert_eq!(
+                with_key,
+                [&(auth_header.to_string(), auth_value.to_string())],
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn hub_errors_have_their_contract_statuses() {
+        let expected = [
+            ("hub_locked", 503),
+            ("invalid_app_key", 401),
+            ("connector_revoked", 403),
+            ("insufficient_credits", 402),
+            ("app_budget_exceeded", 402),
+            ("app_rate_limited", 429),
+            ("model_not_available", 404),
+            ("upstream_connection_failed", 502),
+            ("upstream_timeout", 504),
+            ("request_too_large", 413),
+            ("bad_request", 400),
+        ];
+        let actual: Vec<(&str, u16)> = HubError::ALL
+            .iter()
+            .map(|e| (e.as_str(), e.status()))
+            .collect();
+        assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn every_hub_error_names_its_code_in_every_shape() {
+        for provider in Provider::ALL {
+            for error in HubError::ALL {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&api(provider).error_body(error, "What to do next."))
+                        .unwrap();
+                let code = match provider {
+                    Provider::OpenAi => body["error"]["code"].as_str().map(str::to_owned),
+                    Provider::Anthropic => body["error"]["details"]["error_code"]
+                        .as_str()
+                        .map(str::to_owned),
+                    Provider::Gemini => body["error"]["details"][0]["reason"]
+                        .as_str()
+                        .map(str::to_ascii_lowercase),
+                };
+                assert_eq!(code.as_deref(), Some(error.as_str()), "{provider} {error}");
+                assert_eq!(body["error"]["message"], "What to do next.");
+                let event = api(provider).stream_error_event(error, "x");
+                assert!(event.ends_with(b"\n\n") && event.windows(5).any(|w| w == b"data:"));
+            }
+        }
+    }
+
+    #[test]
+    fn troubles_read_as_the_pages_show_them() {
+        let titles: Vec<&str> = Trouble::ALL.iter().map(|t| t.title()).collect();
+        assert_eq!(
+            titles,
+            [
+                "Invalid API key",
+                "Insufficient quota",
+                "Rate limit exceeded",
+                "Model not found",
+                "Connection Failed",
+                "Insufficient Credits"
+            ]
+        );
+        for t in Trouble::ALL {
+            assert_eq!(Trouble::from_code(t.code()), Some(t));
+            assert!(!t.fix().is_empty());
+        }
+        assert!(
+            Trouble::InsufficientCredits
+                .fix()
+                .contains("Usage & Billing")
+        );
+        assert_eq!(
+            Trouble::for_hub_error(HubError::UpstreamTimeout),
+            Some(Trouble::ConnectionFailed)
+        );
+        assert_eq!(
+            Trouble::for_hub_error(HubError::InsufficientCredits),
+            Some(Trouble::InsufficientCredits)
+        );
+        assert_eq!(Trouble::for_hub_error(HubError::BadRequest), None);
+    }
+
+    #[test]
+    fn usage_parts_never_underflow() {
+        let u = Usage {
+            input_tokens: 10,
+            cached_input_tokens: 8,
+            cache_write_5m_tokens: 5,
+            ..Usage::default()
+        };
+        assert_eq!(u.uncached_input_tokens(), 0);
+        assert_eq!(u.cache_write_tokens(), 5);
     }
 }

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::forward::{
-    app_key, bearer_token, bearer_value, json_bytes, sse_event, tokens_from_bytes, upstream_headers,
+    app_key, bearer_token, bearer_value, json_bytes, query_without_key, sse_event,
+    tokens_from_bytes, upstream_headers,
 };
 use super::meter::{
     Forward, Reported, StreamRules, StreamSeen, body_is_metered, estimate_without_usage, free_call,
@@ -43,7 +44,8 @@ impl ProviderApi for OpenAiApi {
     ) -> Upstream {
         let (body, hide_stream_usage) = prepare_body(info, request.body);
         Upstream {
-            query: request.query.to_owned(),
+            // No OpenAI/Anthropic endpoint takes `key`; an app key put there must not leak.
+            query: query_without_key(request.query),
             headers: upstream_headers(request.headers, "authorization", bearer_value(stored_key)),
             body,
             hide_stream_usage,
