@@ -3,6 +3,8 @@
 //! The data is embedded from `models.json`. Rates are kept as integer pico-USD per token
 //! (a rate of $X per million tokens is X × 10⁶ pico-USD per token), so costs are exact.
 
+pub mod cost;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

@@ -1,9 +1,26 @@
 //! The three AI providers the Hub speaks to, and everything specific to each of them.
+//!
+//! Each provider lives in one file behind [`ProviderApi`]; callers get the right one with
+//! [`api`] and never match on provider names themselves. Headers are `(name, value)` pairs with
+//! lowercase names, bodies are bytes: nothing here depends on an HTTP framework.
+
+pub mod anthropic;
+mod forward;
+pub mod gemini;
+mod meter;
+pub mod openai;
+pub mod sse;
+#[cfg(test)]
+mod testing;
 
 use std::fmt;
 use std::str::FromStr;
 
+use bytes::Bytes;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+pub use meter::StreamMeter;
 
 /// One of the providers the Hub can connect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,9 +77,413 @@ impl FromStr for Provider {
     }
 }
 
+/// The provider-specific half of the proxy, for one provider.
+pub fn api(provider: Provider) -> &'static dyn ProviderApi {
+    match provider {
+        Provider::OpenAi => &openai::OpenAiApi,
+        Provider::Anthropic => &anthropic::AnthropicApi,
+        Provider::Gemini => &gemini::GeminiApi,
+    }
+}
+
+/// Everything the proxy and the connections service need to know about one provider.
+pub trait ProviderApi: Send + Sync {
+    fn provider(&self) -> Provider;
+
+    /// Reads what the app asked for: its key, the model, streaming, limits, the endpoint.
+    fn inspect(&self, request: &ProxyRequest<'_>) -> RequestInfo;
+
+    /// The query, headers and body to send upstream: every client credential and hop-by-hop
+    /// header removed, the stored key set in the provider's own header.
+    fn prepare(
+        &self,
+        request: &ProxyRequest<'_>,
+        info: &RequestInfo,
+        stored_key: &SecretString,
+    ) -> Upstream;
+
+    /// Usage of a complete, successful (2xx) non-streamed response. `None` for endpoints that
+    /// are not metered at all (model lists, anything unknown).
+    fn meter_body(&self, info: &RequestInfo, body: &[u8]) -> Option<Metered>;
+
+    /// A meter for a successful streamed response. `hide_usage` is [`Upstream::hide_stream_usage`].
+    fn stream_meter(&self, info: &RequestInfo, hide_usage: bool) -> StreamMeter;
+
+    /// Which troubleshooting hint an upstream error response deserves, if any.
+    fn classify(&self, status: u16, body: &[u8]) -> Option<Trouble>;
+
+    /// The Hub's own refusal in this provider's native error shape (send with `error.status()`).
+    fn error_body(&self, error: HubError, message: &str) -> Bytes;
+
+    /// The same refusal as one SSE event, for a stream that already answered 200.
+    fn stream_error_event(&self, error: HubError, message: &str) -> Bytes;
+
+    /// The request that lists the models a key can use, starting at `cursor` (from
+    /// [`ModelPage::next`]) or at the first page.
+    fn model_list_request(&self, key: &SecretString, cursor: Option<&str>) -> ModelListRequest;
+
+    /// One page of the provider's model list.
+    fn parse_model_list(&self, body: &[u8]) -> Result<ModelPage, ParseError>;
+}
+
+/// Headers as `(lowercase name, value)` pairs.
+pub type Headers = Vec<(String, String)>;
+
+/// A request an app sent to the proxy, with the surface prefix (`/openai`, `/anthropic`,
+/// `/gemini`) already removed from the path.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyRequest<'a> {
+    pub method: &'a str,
+    /// As called, e.g. `/v1/chat/completions` or `/v1beta/models/gemini-2.5-flash:generateContent`.
+    pub path: &'a str,
+    /// The raw query string without `?` (empty when there is none).
+    pub query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a Bytes,
+}
+
+/// What kind of call a request is; also the `endpoint` of a usage record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    ChatCompletions,
+    Responses,
+    Embeddings,
+    Messages,
+    CountTokens,
+    GenerateContent,
+    StreamGenerateContent,
+    EmbedContent,
+    ListModels,
+    Other,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Responses => "responses",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Messages => "messages",
+            Endpoint::CountTokens => "count_tokens",
+            Endpoint::GenerateContent => "generate_content",
+            Endpoint::StreamGenerateContent => "stream_generate_content",
+            Endpoint::EmbedContent => "embed_content",
+            Endpoint::ListModels => "list_models",
+            Endpoint::Other => "other",
+        }
+    }
+
+    /// Whether calls to this endpoint cost money (and so need a priced model and a hold).
+    pub fn is_billable(self) -> bool {
+        match self {
+            Endpoint::ChatCompletions
+            | Endpoint::Responses
+            | Endpoint::Embeddings
+            | Endpoint::Messages
+            | Endpoint::GenerateContent
+            | Endpoint::StreamGenerateContent
+            | Endpoint::EmbedContent => true,
+            Endpoint::CountTokens | Endpoint::ListModels | Endpoint::Other => false,
+        }
+    }
+
+    fn is_embedding(self) -> bool {
+        matches!(self, Endpoint::Embeddings | Endpoint::EmbedContent)
+    }
+}
+
+/// What the proxy learns from an app's request before forwarding it.
+#[derive(Debug)]
+pub struct RequestInfo {
+    pub endpoint: Endpoint,
+    /// The app key from wherever this provider's SDKs put it.
+    pub app_key: Option<SecretString>,
+    /// The requested model, without Gemini's `models/` prefix. `None` when the body names none.
+    pub model: Option<String>,
+    pub stream: bool,
+    /// The output limit the request sets, if it sets one.
+    pub max_output_tokens: Option<u64>,
+    /// Input tokens for the credit hold and for cut streams: the body's bytes / 4, rounded up.
+    /// JSON syntax and field names count too, so this errs high for text; base64 images make it
+    /// err much higher, which only makes the hold larger.
+    pub input_tokens_estimate: u64,
+}
+
+/// What to send upstream. The path is the one the app called.
+pub struct Upstream {
+    /// The query to send (without `?`; empty for none).
+    pub query: String,
+    pub headers: Headers,
+    pub body: Bytes,
+    /// The Hub asked for stream usage the app did not ask for: the meter must hide it.
+    pub hide_stream_usage: bool,
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Upstream")
+            .field("header_names", &names)
+            .field("body_len", &self.body.len())
+            .field("hide_stream_usage", &self.hide_stream_usage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Token counts of one request, with one meaning for every provider, so cost has one formula.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// The model id the response named (dated id, Gemini `modelVersion`), if it named one.
+    pub model: Option<String>,
+    /// All prompt tokens: including cache reads and cache writes, and Gemini tool-use prompts.
+    pub input_tokens: u64,
+    /// The part of `input_tokens` read from a cache.
+    pub cached_input_tokens: u64,
+    /// The part of `input_tokens` written to a 5-minute cache (Anthropic).
+    pub cache_write_5m_tokens: u64,
+    /// The part of `input_tokens` written to a 1-hour cache (Anthropic).
+    pub cache_write_1h_tokens: u64,
+    /// All output tokens, including reasoning (Gemini: candidates + thoughts).
+    pub output_tokens: u64,
+    /// The part of `output_tokens` spent on reasoning, where the provider says.
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    /// Cache writes of both durations (the usage record's `cache_write_tokens`).
+    pub fn cache_write_tokens(&self) -> u64 {
+        self.cache_write_5m_tokens
+            .saturating_add(self.cache_write_1h_tokens)
+    }
+
+    /// Input tokens at the plain input rate: neither cache reads nor cache writes.
+    pub fn uncached_input_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_sub(self.cached_input_tokens)
+            .saturating_sub(self.cache_write_tokens())
+    }
+}
+
+/// The usage of one response and how much of it the provider actually reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metered {
+    pub usage: Usage,
+    /// The response reached its normal end (final event, `[DONE]`, `finishReason`).
+    pub complete: bool,
+    /// Some counts are the Hub's estimate, not the provider's: record it `estimated`.
+    pub estimated: bool,
+    /// The stream carried an error event from the provider.
+    pub upstream_error: bool,
+}
+
+/// A page of model ids from a provider's model list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelPage {
+    /// Ids as apps call them (Gemini's `models/` prefix removed).
+    pub ids: Vec<String>,
+    /// Pass to [`ProviderApi::model_list_request`] for the next page; `None` on the last.
+    pub next: Option<String>,
+}
+
+/// How to ask a provider for its model list (a `GET`).
+#[derive(Clone)]
+pub struct ModelListRequest {
+    /// Appended to the provider's base URL, e.g. `/v1/models?limit=1000`.
+    pub path_and_query: String,
+    /// Includes the key in the provider's auth header.
+    pub headers: Headers,
+}
+
+impl fmt::Debug for ModelListRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelListRequest")
+            .field("path_and_query", &self.path_and_query)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the provider's answer is not in the shape expected: {0}")]
+pub struct ParseError(#[from] serde_json::Error);
+
+/// The troubleshooting hint a connection shows for its last error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trouble {
+    InvalidApiKey,
+    InsufficientQuota,
+    RateLimitExceeded,
+    ModelNotFound,
+    ConnectionFailed,
+    InsufficientCredits,
+}
+
+impl Trouble {
+    pub const ALL: [Trouble; 6] = [
+        Trouble::InvalidApiKey,
+        Trouble::InsufficientQuota,
+        Trouble::RateLimitExceeded,
+        Trouble::ModelNotFound,
+        Trouble::ConnectionFailed,
+        Trouble::InsufficientCredits,
+    ];
+
+    /// The title a person reads.
+    pub fn title(self) -> &'static str {
+        match self {
+            Trouble::InvalidApiKey => "Invalid API key",
+            Trouble::InsufficientQuota => "Insufficient quota",
+            Trouble::RateLimitExceeded => "Rate limit exceeded",
+            Trouble::ModelNotFound => "Model not found",
+            Trouble::ConnectionFailed => "Connection Failed",
+            Trouble::InsufficientCredits => "Insufficient Credits",
+        }
+    }
+
+    /// A stable code for storage and JSON.
+    pub fn code(self) -> &'static str {
+        match self {
+            Trouble::InvalidApiKey => "invalid_api_key",
+            Trouble::InsufficientQuota => "insufficient_quota",
+            Trouble::RateLimitExceeded => "rate_limit_exceeded",
+            Trouble::ModelNotFound => "model_not_found",
+            Trouble::ConnectionFailed => "connection_failed",
+            Trouble::InsufficientCredits => "insufficient_credits",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Trouble> {
+        Trouble::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// What to do about it, in plain words.
+    pub fn fix(self) -> &'static str {
+        match self {
+            Trouble::InvalidApiKey => {
+                "The provider rejected this key. Check that the whole key was copied, with no \
+                 spaces, that it has the provider's format, and that it was not revoked; then \
+                 rotate it here."
+            }
+            Trouble::InsufficientQuota => {
+                "The provider account has no credit or quota left. Add credit or set up billing \
+                 with the provider, then try again."
+            }
+            Trouble::RateLimitExceeded => {
+                "The provider is limiting how fast this key may call it. Wait a moment and try \
+                 again, and check the rate limits of your plan with the provider."
+            }
+            Trouble::ModelNotFound => {
+                "The provider does not offer this model to this key. Check the key's model \
+                 access with the provider, or pick one of the models Verify lists."
+            }
+            Trouble::ConnectionFailed => {
+                "The Hub could not reach the provider. Check the network connection and the \
+                 provider base URL in the settings, then try again."
+            }
+            Trouble::InsufficientCredits => {
+                "The Hub's credit balance cannot cover this request. Add credits in Usage & \
+                 Billing."
+            }
+        }
+    }
+
+    /// The hint for one of the Hub's own refusals, where there is one.
+    pub fn for_hub_error(error: HubError) -> Option<Trouble> {
+        match error {
+            HubError::UpstreamConnectionFailed | HubError::UpstreamTimeout => {
+                Some(Trouble::ConnectionFailed)
+            }
+            HubError::InsufficientCredits => Some(Trouble::InsufficientCredits),
+            HubError::HubLocked
+            | HubError::InvalidAppKey
+            | HubError::ConnectorRevoked
+            | HubError::AppBudgetExceeded
+            | HubError::AppRateLimited
+            | HubError::ModelNotAvailable
+            | HubError::RequestTooLarge
+            | HubError::BadRequest => None,
+        }
+    }
+}
+
+/// The reasons the proxy itself refuses a request (DESIGN §2, "Errors the proxy itself raises").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HubError {
+    HubLocked,
+    InvalidAppKey,
+    ConnectorRevoked,
+    InsufficientCredits,
+    AppBudgetExceeded,
+    AppRateLimited,
+    ModelNotAvailable,
+    UpstreamConnectionFailed,
+    UpstreamTimeout,
+    RequestTooLarge,
+    BadRequest,
+}
+
+impl HubError {
+    pub const ALL: [HubError; 11] = [
+        HubError::HubLocked,
+        HubError::InvalidAppKey,
+        HubError::ConnectorRevoked,
+        HubError::InsufficientCredits,
+        HubError::AppBudgetExceeded,
+        HubError::AppRateLimited,
+        HubError::ModelNotAvailable,
+        HubError::UpstreamConnectionFailed,
+        HubError::UpstreamTimeout,
+        HubError::RequestTooLarge,
+        HubError::BadRequest,
+    ];
+
+    /// The HTTP status to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            HubError::HubLocked => 503,
+            HubError::InvalidAppKey => 401,
+            HubError::ConnectorRevoked => 403,
+            HubError::InsufficientCredits | HubError::AppBudgetExceeded => 402,
+            HubError::AppRateLimited => 429,
+            HubError::ModelNotAvailable => 404,
+            HubError::UpstreamConnectionFailed => 502,
+            HubError::UpstreamTimeout => 504,
+            HubError::RequestTooLarge => 413,
+            HubError::BadRequest => 400,
+        }
+    }
+
+    /// The stable code apps and tests see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HubError::HubLocked => "hub_locked",
+            HubError::InvalidAppKey => "invalid_app_key",
+            HubError::ConnectorRevoked => "connector_revoked",
+            HubError::InsufficientCredits => "insufficient_credits",
+            HubError::AppBudgetExceeded => "app_budget_exceeded",
+            HubError::AppRateLimited => "app_rate_limited",
+            HubError::ModelNotAvailable => "model_not_available",
+            HubError::UpstreamConnectionFailed => "upstream_connection_failed",
+            HubError::UpstreamTimeout => "upstream_timeout",
+            HubError::RequestTooLarge => "request_too_large",
+            HubError::BadRequest => "bad_request",
+        }
+    }
+}
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use testing::TestRequest;
 
     #[test]
     fn names_round_trip() {
@@ -70,5 +491,177 @@ mod tests {
             assert_eq!(p.as_str().parse::<Provider>().ok(), Some(p));
         }
         assert!("azure".parse::<Provider>().is_err());
+    }
+
+    #[test]
+    fn each_provider_has_its_api() {
+        for p in Provider::ALL {
+            assert_eq!(api(p).provider(), p);
+        }
+    }
+
+    /// The app key in every place any SDK puts one; none of it may reach the provider.
+    fn request_carrying_the_app_key_everywhere(path: &'static str) -> TestRequest {
+        let key = "whk_abcd1234_0123456789abcdef0123456789abcdef";
+        TestRequest {
+            method: "POST",
+            path,
+            query: "alt=sse&key=whk_abcd1234_0123456789abcdef0123456789abcdef",
+            headers: [
+                ("authorization", format!("Bearer {key}")),
+                ("x-api-key", key.into()),
+                ("x-goog-api-key", key.into()),
+                ("cookie", format!("whk_session={key}")),
+                ("proxy-authorization", format!("Basic {key}")),
+                ("content-type", "application/json".into()),
+            ]
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect(),
+            body: Bytes::from_static(br#"{"model":"m","stream":true}"#),
+        }
+    }
+
+    #[test]
+    fn no_client_credential_reaches_the_provider() {
+        let cases = [
+            (
+                Provider::OpenAi,
+                "/v1/chat/completions",
+                "authorization",
+                "Bearer stored-key",
+            ),
+            (
+                Provider::Anthropic,
+                "/v1/messages",
+                "x-api-key",
+                "stored-key",
+            ),
+            (
+                Provider::Gemini,
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                "x-goog-api-key",
+                "stored-key",
+            ),
+        ];
+        for (provider, path, auth_header, auth_value) in cases {
+            let req = request_carrying_the_app_key_everywhere(path);
+            let api = api(provider);
+            let info = req.inspect(api);
+            assert!(info.app_key.is_some(), "{provider}");
+            let up = api.prepare(&req.proxy(), &info, &SecretString::from("stored-key"));
+            for (name, value) in &up.headers {
+                assert!(
+                    !value.contains("whk_"),
+                    "{provider}: {name} leaks the app key"
+                );
+            }
+            assert!(
+                !up.query.contains("whk_"),
+                "{provider}: the query leaks the app key"
+            );
+            let with_key: Vec<&(String, String)> = up
+                .headers
+                .iter()
+                .filter(|(_, v)| v.contains("stored-key"))
+                .collect();
+            assert_eq!(
+                with_key,
+                [&(auth_header.to_string(), auth_value.to_string())],
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn hub_errors_have_their_contract_statuses() {
+        let expected = [
+            ("hub_locked", 503),
+            ("invalid_app_key", 401),
+            ("connector_revoked", 403),
+            ("insufficient_credits", 402),
+            ("app_budget_exceeded", 402),
+            ("app_rate_limited", 429),
+            ("model_not_available", 404),
+            ("upstream_connection_failed", 502),
+            ("upstream_timeout", 504),
+            ("request_too_large", 413),
+            ("bad_request", 400),
+        ];
+        let actual: Vec<(&str, u16)> = HubError::ALL
+            .iter()
+            .map(|e| (e.as_str(), e.status()))
+            .collect();
+        assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn every_hub_error_names_its_code_in_every_shape() {
+        for provider in Provider::ALL {
+            for error in HubError::ALL {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&api(provider).error_body(error, "What to do next."))
+                        .unwrap();
+                let code = match provider {
+                    Provider::OpenAi => body["error"]["code"].as_str().map(str::to_owned),
+                    Provider::Anthropic => body["error"]["details"]["error_code"]
+                        .as_str()
+                        .map(str::to_owned),
+                    Provider::Gemini => body["error"]["details"][0]["reason"]
+                        .as_str()
+                        .map(str::to_ascii_lowercase),
+                };
+                assert_eq!(code.as_deref(), Some(error.as_str()), "{provider} {error}");
+                assert_eq!(body["error"]["message"], "What to do next.");
+                let event = api(provider).stream_error_event(error, "x");
+                assert!(event.ends_with(b"\n\n") && event.windows(5).any(|w| w == b"data:"));
+            }
+        }
+    }
+
+    #[test]
+    fn troubles_read_as_the_pages_show_them() {
+        let titles: Vec<&str> = Trouble::ALL.iter().map(|t| t.title()).collect();
+        assert_eq!(
+            titles,
+            [
+                "Invalid API key",
+                "Insufficient quota",
+                "Rate limit exceeded",
+                "Model not found",
+                "Connection Failed",
+                "Insufficient Credits"
+            ]
+        );
+        for t in Trouble::ALL {
+            assert_eq!(Trouble::from_code(t.code()), Some(t));
+            assert!(!t.fix().is_empty());
+        }
+        assert!(
+            Trouble::InsufficientCredits
+                .fix()
+                .contains("Usage & Billing")
+        );
+        assert_eq!(
+            Trouble::for_hub_error(HubError::UpstreamTimeout),
+            Some(Trouble::ConnectionFailed)
+        );
+        assert_eq!(
+            Trouble::for_hub_error(HubError::InsufficientCredits),
+            Some(Trouble::InsufficientCredits)
+        );
+        assert_eq!(Trouble::for_hub_error(HubError::BadRequest), None);
+    }
+
+    #[test]
+    fn usage_parts_never_underflow() {
+        let u = Usage {
+            input_tokens: 10,
+            cached_input_tokens: 8,
+            cache_write_5m_tokens: 5,
+            ..Usage::default()
+        };
+        assert_eq!(u.uncached_input_tokens(), 0);
+        assert_eq!(u.cache_write_tokens(), 5);
     }
 }
