@@ -2,6 +2,7 @@
 //!
 //! The test re-runs its own binary as a child that changes the passphrase, kills it with
 //! SIGKILL after a varying delay, and then checks the database from the parent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 use std::time::Duration;

@@ -24,20 +24,11 @@ pub struct TestHub {
     _tmp: Option<tempfile::TempDir>,
 }
 
+#[derive(Default)]
 pub struct Launch<'a> {
     pub args: Vec<String>,
     pub envs: Vec<(&'a str, String)>,
     pub data_dir: Option<PathBuf>,
-}
-
-impl Default for Launch<'_> {
-    fn default() -> Self {
-        Launch {
-            args: Vec::new(),
-            envs: Vec::new(),
-            data_dir: None,
-        }
-    }
 }
 
 impl<'a> Launch<'a> {
