@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod hub;
+pub mod ledger;
 pub mod money;
 pub mod providers;
 pub mod run;

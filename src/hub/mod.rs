@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::ledger::Credits;
 use crate::store::Store;
 use crate::vault::UnlockedVault;
 
@@ -28,6 +29,7 @@ struct Inner {
     vault: RwLock<Option<Arc<UnlockedVault>>>,
     sessions: sessions::Sessions,
     throttle: auth::UnlockThrottle,
+    credits: Credits,
 }
 
 impl Hub {
@@ -36,6 +38,7 @@ impl Hub {
     pub fn open(config: Config) -> Result<Hub, HubError> {
         let store = Arc::new(Store::open(&config.data_dir)?);
         let session_idle = config.session_idle;
+        let credits = Credits::new(store.ledger_balance()?);
         let hub = Hub {
             inner: Arc::new(Inner {
                 config,
@@ -44,6 +47,7 @@ impl Hub {
                 vault: RwLock::new(None),
                 sessions: sessions::Sessions::new(session_idle),
                 throttle: auth::UnlockThrottle::default(),
+                credits,
             }),
         };
         hub.headless_unlock()?;
@@ -60,6 +64,11 @@ impl Hub {
 
     pub fn catalog(&self) -> &'static Catalog {
         self.inner.catalog
+    }
+
+    /// The credit balance and open holds.
+    pub fn credits(&self) -> &Credits {
+        &self.inner.credits
     }
 
     /// The unlocked vault, or `Locked`.

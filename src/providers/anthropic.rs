@@ -16,8 +16,8 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, HubError, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
-    ProxyRequest, RequestInfo, StreamMeter, Trouble, Upstream, Usage,
+    Endpoint, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
+    ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage,
 };
 
 /// The API version the Hub itself uses for model lists.
@@ -86,7 +86,7 @@ impl ProviderApi for AnthropicApi {
         classify(status, body)
     }
 
-    fn error_body(&self, error: HubError, message: &str) -> Bytes {
+    fn error_body(&self, error: Refusal, message: &str) -> Bytes {
         json_bytes(&json!({
             "type": "error",
             "error": error_fields(error, message),
@@ -95,7 +95,7 @@ impl ProviderApi for AnthropicApi {
         }))
     }
 
-    fn stream_error_event(&self, error: HubError, message: &str) -> Bytes {
+    fn stream_error_event(&self, error: Refusal, message: &str) -> Bytes {
         let data = json!({"type": "error", "error": error_fields(error, message)});
         sse_event(Some("error"), &json_bytes(&data))
     }
@@ -386,23 +386,23 @@ fn classify(status: u16, body: &[u8]) -> Option<Trouble> {
 }
 
 /// The `error.type` Anthropic uses for errors like each of the Hub's.
-fn error_type(error: HubError) -> &'static str {
+fn error_type(error: Refusal) -> &'static str {
     match error {
-        HubError::InvalidAppKey => "authentication_error",
-        HubError::ConnectorRevoked => "permission_error",
-        HubError::InsufficientCredits | HubError::AppBudgetExceeded => "billing_error",
-        HubError::AppRateLimited => "rate_limit_error",
-        HubError::ModelNotAvailable => "not_found_error",
-        HubError::UpstreamTimeout => "timeout_error",
-        HubError::RequestTooLarge => "request_too_large",
-        HubError::BadRequest => "invalid_request_error",
-        HubError::HubLocked | HubError::UpstreamConnectionFailed => "api_error",
+        Refusal::InvalidAppKey => "authentication_error",
+        Refusal::ConnectorRevoked => "permission_error",
+        Refusal::InsufficientCredits | Refusal::AppBudgetExceeded => "billing_error",
+        Refusal::AppRateLimited => "rate_limit_error",
+        Refusal::ModelNotAvailable => "not_found_error",
+        Refusal::UpstreamTimeout => "timeout_error",
+        Refusal::RequestTooLarge => "request_too_large",
+        Refusal::BadRequest => "invalid_request_error",
+        Refusal::HubLocked | Refusal::UpstreamConnectionFailed => "api_error",
     }
 }
 
 /// The `error` object; the Hub's code sits in `details.error_code`, where the SDK reads a
 /// stable cause (`APIStatusError.error_code`).
-fn error_fields(error: HubError, message: &str) -> Value {
+fn error_fields(error: Refusal, message: &str) -> Value {
     json!({
         "type": error_type(error),
         "message": message,
@@ -732,16 +732,15 @@ data: {"type":"message_stop"}
 
     #[test]
     fn hub_errors_take_anthropics_shape() {
-        let v: Value = serde_json::from_slice(
-            &AnthropicApi.error_body(HubError::AppRateLimited, "Slow down."),
-        )
-        .unwrap();
+        let v: Value =
+            serde_json::from_slice(&AnthropicApi.error_body(Refusal::AppRateLimited, "Slow down."))
+                .unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "rate_limit_error");
         assert_eq!(v["error"]["message"], "Slow down.");
         assert_eq!(v["error"]["details"]["error_code"], "app_rate_limited");
         assert!(v.get("request_id").is_some());
-        let event = AnthropicApi.stream_error_event(HubError::UpstreamTimeout, "timed out");
+        let event = AnthropicApi.stream_error_event(Refusal::UpstreamTimeout, "timed out");
         let text = std::str::from_utf8(&event).unwrap();
         assert!(
             text.starts_with(

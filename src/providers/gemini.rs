@@ -17,8 +17,8 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, HubError, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
-    ProxyRequest, RequestInfo, StreamMeter, Trouble, Upstream, Usage, openai,
+    Endpoint, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
+    ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage, openai,
 };
 
 /// Gemini's half of the proxy.
@@ -104,11 +104,11 @@ impl ProviderApi for GeminiApi {
         classify(status, body)
     }
 
-    fn error_body(&self, error: HubError, message: &str) -> Bytes {
+    fn error_body(&self, error: Refusal, message: &str) -> Bytes {
         json_bytes(&error_json(error, message))
     }
 
-    fn stream_error_event(&self, error: HubError, message: &str) -> Bytes {
+    fn stream_error_event(&self, error: Refusal, message: &str) -> Bytes {
         sse_event(None, &self.error_body(error, message))
     }
 
@@ -412,23 +412,23 @@ fn classify(status: u16, body: &[u8]) -> Option<Trouble> {
 }
 
 /// The google.rpc status name for each of the Hub's errors.
-fn google_status(error: HubError) -> &'static str {
+fn google_status(error: Refusal) -> &'static str {
     match error {
-        HubError::HubLocked | HubError::UpstreamConnectionFailed => "UNAVAILABLE",
-        HubError::InvalidAppKey => "UNAUTHENTICATED",
-        HubError::ConnectorRevoked => "PERMISSION_DENIED",
-        HubError::InsufficientCredits | HubError::AppBudgetExceeded | HubError::AppRateLimited => {
+        Refusal::HubLocked | Refusal::UpstreamConnectionFailed => "UNAVAILABLE",
+        Refusal::InvalidAppKey => "UNAUTHENTICATED",
+        Refusal::ConnectorRevoked => "PERMISSION_DENIED",
+        Refusal::InsufficientCredits | Refusal::AppBudgetExceeded | Refusal::AppRateLimited => {
             "RESOURCE_EXHAUSTED"
         }
-        HubError::ModelNotAvailable => "NOT_FOUND",
-        HubError::UpstreamTimeout => "DEADLINE_EXCEEDED",
-        HubError::RequestTooLarge | HubError::BadRequest => "INVALID_ARGUMENT",
+        Refusal::ModelNotAvailable => "NOT_FOUND",
+        Refusal::UpstreamTimeout => "DEADLINE_EXCEEDED",
+        Refusal::RequestTooLarge | Refusal::BadRequest => "INVALID_ARGUMENT",
     }
 }
 
 /// Google's error shape with `error` as the only key (the SDK's stream check needs it first);
 /// the Hub's code is the `ErrorInfo` reason, upper-cased as Google writes reasons.
-fn error_json(error: HubError, message: &str) -> Value {
+fn error_json(error: Refusal, message: &str) -> Value {
     json!({"error": {
         "code": error.status(),
         "message": message,
@@ -770,7 +770,7 @@ data: {"candidates": [{"content": {"parts": [{"text": " it buzzes with the energ
 
     #[test]
     fn hub_errors_take_googles_shape() {
-        let body = GeminiApi.error_body(HubError::ModelNotAvailable, "No such model in the Hub.");
+        let body = GeminiApi.error_body(Refusal::ModelNotAvailable, "No such model in the Hub.");
         let text = std::str::from_utf8(&body).unwrap();
         assert!(text.starts_with("{\"error\":"), "{text}");
         let v: Value = serde_json::from_str(text).unwrap();
@@ -780,7 +780,7 @@ data: {"candidates": [{"content": {"parts": [{"text": " it buzzes with the energ
             json!({"error": {"code": 404, "message": "No such model in the Hub.", "status": "NOT_FOUND",
                 "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "MODEL_NOT_AVAILABLE", "domain": "workshop-hub"}]}})
         );
-        let event = GeminiApi.stream_error_event(HubError::UpstreamTimeout, "timed out");
+        let event = GeminiApi.stream_error_event(Refusal::UpstreamTimeout, "timed out");
         assert!(event.starts_with(b"data: {\"error\":{\"code\":504,"));
         assert!(event.ends_with(b"}\n\n"));
     }

@@ -113,10 +113,10 @@ pub trait ProviderApi: Send + Sync {
     fn classify(&self, status: u16, body: &[u8]) -> Option<Trouble>;
 
     /// The Hub's own refusal in this provider's native error shape (send with `error.status()`).
-    fn error_body(&self, error: HubError, message: &str) -> Bytes;
+    fn error_body(&self, error: Refusal, message: &str) -> Bytes;
 
     /// The same refusal as one SSE event, for a stream that already answered 200.
-    fn stream_error_event(&self, error: HubError, message: &str) -> Bytes;
+    fn stream_error_event(&self, error: Refusal, message: &str) -> Bytes;
 
     /// The request that lists the models a key can use, starting at `cursor` (from
     /// [`ModelPage::next`]) or at the first page.
@@ -389,20 +389,20 @@ impl Trouble {
     }
 
     /// The hint for one of the Hub's own refusals, where there is one.
-    pub fn for_hub_error(error: HubError) -> Option<Trouble> {
+    pub fn for_hub_error(error: Refusal) -> Option<Trouble> {
         match error {
-            HubError::UpstreamConnectionFailed | HubError::UpstreamTimeout => {
+            Refusal::UpstreamConnectionFailed | Refusal::UpstreamTimeout => {
                 Some(Trouble::ConnectionFailed)
             }
-            HubError::InsufficientCredits => Some(Trouble::InsufficientCredits),
-            HubError::HubLocked
-            | HubError::InvalidAppKey
-            | HubError::ConnectorRevoked
-            | HubError::AppBudgetExceeded
-            | HubError::AppRateLimited
-            | HubError::ModelNotAvailable
-            | HubError::RequestTooLarge
-            | HubError::BadRequest => None,
+            Refusal::InsufficientCredits => Some(Trouble::InsufficientCredits),
+            Refusal::HubLocked
+            | Refusal::InvalidAppKey
+            | Refusal::ConnectorRevoked
+            | Refusal::AppBudgetExceeded
+            | Refusal::AppRateLimited
+            | Refusal::ModelNotAvailable
+            | Refusal::RequestTooLarge
+            | Refusal::BadRequest => None,
         }
     }
 }
@@ -410,7 +410,7 @@ impl Trouble {
 /// The reasons the proxy itself refuses a request (DESIGN §2, "Errors the proxy itself raises").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HubError {
+pub enum Refusal {
     HubLocked,
     InvalidAppKey,
     ConnectorRevoked,
@@ -424,56 +424,56 @@ pub enum HubError {
     BadRequest,
 }
 
-impl HubError {
-    pub const ALL: [HubError; 11] = [
-        HubError::HubLocked,
-        HubError::InvalidAppKey,
-        HubError::ConnectorRevoked,
-        HubError::InsufficientCredits,
-        HubError::AppBudgetExceeded,
-        HubError::AppRateLimited,
-        HubError::ModelNotAvailable,
-        HubError::UpstreamConnectionFailed,
-        HubError::UpstreamTimeout,
-        HubError::RequestTooLarge,
-        HubError::BadRequest,
+impl Refusal {
+    pub const ALL: [Refusal; 11] = [
+        Refusal::HubLocked,
+        Refusal::InvalidAppKey,
+        Refusal::ConnectorRevoked,
+        Refusal::InsufficientCredits,
+        Refusal::AppBudgetExceeded,
+        Refusal::AppRateLimited,
+        Refusal::ModelNotAvailable,
+        Refusal::UpstreamConnectionFailed,
+        Refusal::UpstreamTimeout,
+        Refusal::RequestTooLarge,
+        Refusal::BadRequest,
     ];
 
     /// The HTTP status to answer with.
     pub fn status(self) -> u16 {
         match self {
-            HubError::HubLocked => 503,
-            HubError::InvalidAppKey => 401,
-            HubError::ConnectorRevoked => 403,
-            HubError::InsufficientCredits | HubError::AppBudgetExceeded => 402,
-            HubError::AppRateLimited => 429,
-            HubError::ModelNotAvailable => 404,
-            HubError::UpstreamConnectionFailed => 502,
-            HubError::UpstreamTimeout => 504,
-            HubError::RequestTooLarge => 413,
-            HubError::BadRequest => 400,
+            Refusal::HubLocked => 503,
+            Refusal::InvalidAppKey => 401,
+            Refusal::ConnectorRevoked => 403,
+            Refusal::InsufficientCredits | Refusal::AppBudgetExceeded => 402,
+            Refusal::AppRateLimited => 429,
+            Refusal::ModelNotAvailable => 404,
+            Refusal::UpstreamConnectionFailed => 502,
+            Refusal::UpstreamTimeout => 504,
+            Refusal::RequestTooLarge => 413,
+            Refusal::BadRequest => 400,
         }
     }
 
     /// The stable code apps and tests see.
     pub fn as_str(self) -> &'static str {
         match self {
-            HubError::HubLocked => "hub_locked",
-            HubError::InvalidAppKey => "invalid_app_key",
-            HubError::ConnectorRevoked => "connector_revoked",
-            HubError::InsufficientCredits => "insufficient_credits",
-            HubError::AppBudgetExceeded => "app_budget_exceeded",
-            HubError::AppRateLimited => "app_rate_limited",
-            HubError::ModelNotAvailable => "model_not_available",
-            HubError::UpstreamConnectionFailed => "upstream_connection_failed",
-            HubError::UpstreamTimeout => "upstream_timeout",
-            HubError::RequestTooLarge => "request_too_large",
-            HubError::BadRequest => "bad_request",
+            Refusal::HubLocked => "hub_locked",
+            Refusal::InvalidAppKey => "invalid_app_key",
+            Refusal::ConnectorRevoked => "connector_revoked",
+            Refusal::InsufficientCredits => "insufficient_credits",
+            Refusal::AppBudgetExceeded => "app_budget_exceeded",
+            Refusal::AppRateLimited => "app_rate_limited",
+            Refusal::ModelNotAvailable => "model_not_available",
+            Refusal::UpstreamConnectionFailed => "upstream_connection_failed",
+            Refusal::UpstreamTimeout => "upstream_timeout",
+            Refusal::RequestTooLarge => "request_too_large",
+            Refusal::BadRequest => "bad_request",
         }
     }
 }
 
-impl fmt::Display for HubError {
+impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -588,7 +588,7 @@ mod tests {
             ("request_too_large", 413),
             ("bad_request", 400),
         ];
-        let actual: Vec<(&str, u16)> = HubError::ALL
+        let actual: Vec<(&str, u16)> = Refusal::ALL
             .iter()
             .map(|e| (e.as_str(), e.status()))
             .collect();
@@ -598,7 +598,7 @@ mod tests {
     #[test]
     fn every_hub_error_names_its_code_in_every_shape() {
         for provider in Provider::ALL {
-            for error in HubError::ALL {
+            for error in Refusal::ALL {
                 let body: serde_json::Value =
                     serde_json::from_slice(&api(provider).error_body(error, "What to do next."))
                         .unwrap();
@@ -643,14 +643,14 @@ mod tests {
                 .contains("Usage & Billing")
         );
         assert_eq!(
-            Trouble::for_hub_error(HubError::UpstreamTimeout),
+            Trouble::for_hub_error(Refusal::UpstreamTimeout),
             Some(Trouble::ConnectionFailed)
         );
         assert_eq!(
-            Trouble::for_hub_error(HubError::InsufficientCredits),
+            Trouble::for_hub_error(Refusal::InsufficientCredits),
             Some(Trouble::InsufficientCredits)
         );
-        assert_eq!(Trouble::for_hub_error(HubError::BadRequest), None);
+        assert_eq!(Trouble::for_hub_error(Refusal::BadRequest), None);
     }
 
     #[test]

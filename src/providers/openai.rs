@@ -17,8 +17,8 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, HubError, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
-    ProxyRequest, RequestInfo, StreamMeter, Trouble, Upstream, Usage,
+    Endpoint, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
+    ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage,
 };
 
 /// OpenAI's half of the proxy.
@@ -64,11 +64,11 @@ impl ProviderApi for OpenAiApi {
         classify(status, body)
     }
 
-    fn error_body(&self, error: HubError, message: &str) -> Bytes {
+    fn error_body(&self, error: Refusal, message: &str) -> Bytes {
         json_bytes(&error_json(error, message))
     }
 
-    fn stream_error_event(&self, error: HubError, message: &str) -> Bytes {
+    fn stream_error_event(&self, error: Refusal, message: &str) -> Bytes {
         sse_event(None, &self.error_body(error, message))
     }
 
@@ -513,23 +513,23 @@ fn mentions_model(fields: Option<&ErrorFields>) -> bool {
 }
 
 /// The `type` OpenAI uses for errors like each of the Hub's.
-fn error_type(error: HubError) -> &'static str {
+fn error_type(error: Refusal) -> &'static str {
     match error {
-        HubError::InvalidAppKey
-        | HubError::ConnectorRevoked
-        | HubError::ModelNotAvailable
-        | HubError::RequestTooLarge
-        | HubError::BadRequest => "invalid_request_error",
-        HubError::InsufficientCredits | HubError::AppBudgetExceeded => "insufficient_quota",
-        HubError::AppRateLimited => "requests",
-        HubError::HubLocked | HubError::UpstreamConnectionFailed | HubError::UpstreamTimeout => {
+        Refusal::InvalidAppKey
+        | Refusal::ConnectorRevoked
+        | Refusal::ModelNotAvailable
+        | Refusal::RequestTooLarge
+        | Refusal::BadRequest => "invalid_request_error",
+        Refusal::InsufficientCredits | Refusal::AppBudgetExceeded => "insufficient_quota",
+        Refusal::AppRateLimited => "requests",
+        Refusal::HubLocked | Refusal::UpstreamConnectionFailed | Refusal::UpstreamTimeout => {
             "server_error"
         }
     }
 }
 
 /// `{"error":{"message","type","param":null,"code":"<hub code>"}}`: what the SDK reads.
-pub(crate) fn error_json(error: HubError, message: &str) -> Value {
+pub(crate) fn error_json(error: Refusal, message: &str) -> Value {
     json!({"error": {
         "message": message,
         "type": error_type(error),
@@ -1051,7 +1051,7 @@ mod tests {
     #[test]
     fn hub_errors_take_openais_shape() {
         let body = OpenAiApi.error_body(
-            HubError::InsufficientCredits,
+            Refusal::InsufficientCredits,
             "Insufficient Credits: add credits.",
         );
         let v: Value = serde_json::from_slice(&body).unwrap();
@@ -1059,7 +1059,7 @@ mod tests {
             v,
             json!({"error": {"message": "Insufficient Credits: add credits.", "type": "insufficient_quota", "param": null, "code": "insufficient_credits"}})
         );
-        let event = OpenAiApi.stream_error_event(HubError::UpstreamTimeout, "timed out");
+        let event = OpenAiApi.stream_error_event(Refusal::UpstreamTimeout, "timed out");
         let text = std::str::from_utf8(&event).unwrap();
         assert!(
             text.starts_with("data: {\"error\":{") && text.ends_with("}\n\n"),

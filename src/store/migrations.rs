@@ -21,6 +21,99 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL
     );
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: connections (one managed per provider, present and enabled from the start) and apps
+    // with their per-provider bindings.
+    "CREATE TABLE connections (
+        id TEXT PRIMARY KEY,
+        provider TEXT NOT NULL CHECK (provider IN ('openai', 'anthropic', 'gemini')),
+        kind TEXT NOT NULL CHECK (kind IN ('managed', 'byok')),
+        name TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        key_sealed BLOB,
+        key_hint TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        last_verified_at TEXT,
+        verified_models TEXT,
+        last_error_code TEXT,
+        last_error_detail TEXT,
+        last_error_at TEXT
+    );
+    CREATE UNIQUE INDEX connections_name ON connections (provider, name);
+    CREATE UNIQUE INDEX connections_one_managed ON connections (provider) WHERE kind = 'managed';
+    INSERT INTO connections (id, provider, kind, name, created_at, updated_at) VALUES
+        ('managed-openai', 'openai', 'managed', 'OpenAI', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+        ('managed-anthropic', 'anthropic', 'managed', 'Anthropic', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+        ('managed-gemini', 'gemini', 'managed', 'Google Gemini', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+    CREATE TABLE apps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        key_hash BLOB NOT NULL,
+        key_prefix TEXT NOT NULL,
+        published INTEGER NOT NULL DEFAULT 0,
+        monthly_budget_micro_usd INTEGER,
+        rpm_limit INTEGER,
+        tpm_limit INTEGER,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    -- No foreign key to connections: a binding to a deleted connection must stay visible,
+    -- so the gateway can answer connector_revoked instead of silently rebinding.
+    CREATE TABLE app_bindings (
+        app_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+        provider TEXT NOT NULL CHECK (provider IN ('openai', 'anthropic', 'gemini')),
+        connection_id TEXT,
+        PRIMARY KEY (app_id, provider)
+    );",
+    // 3: usage records, the append-only credit ledger, and daily rollups for fast pages.
+    "CREATE TABLE usage_records (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        day TEXT NOT NULL,
+        app_id TEXT,
+        connection_id TEXT,
+        provider TEXT NOT NULL,
+        model TEXT,
+        endpoint TEXT NOT NULL,
+        streamed INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        error_code TEXT,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_micro_usd INTEGER,
+        billed_to TEXT NOT NULL CHECK (billed_to IN ('credits', 'provider')),
+        estimated INTEGER NOT NULL DEFAULT 0,
+        latency_ms INTEGER NOT NULL DEFAULT 0,
+        ttfb_ms INTEGER
+    );
+    CREATE INDEX usage_by_time ON usage_records (started_at);
+    CREATE INDEX usage_by_app ON usage_records (app_id, started_at);
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('grant', 'topup', 'charge', 'adjustment')),
+        amount_micro_usd INTEGER NOT NULL,
+        note TEXT,
+        usage_id INTEGER REFERENCES usage_records (id)
+    );
+    INSERT INTO ledger (at, kind, amount_micro_usd, note)
+        VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 'grant', 5000000, 'Welcome credit');
+    CREATE TABLE usage_daily (
+        day TEXT NOT NULL,
+        app_id TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL DEFAULT '',
+        billed_to TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_micro_usd INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, app_id, provider, model, billed_to)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -2,6 +2,7 @@
 //! append-only migrations, and file modes that keep the data to its owner.
 
 mod migrations;
+mod usage;
 mod vault;
 
 use std::fs;

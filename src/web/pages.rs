@@ -17,6 +17,8 @@ pub struct Layout {
     pub active: &'static str,
     pub offline: bool,
     pub version: &'static str,
+    /// The credit balance as shown in the sidebar, e.g. `$4.98`.
+    pub balance: String,
 }
 
 impl Layout {
@@ -31,6 +33,7 @@ impl Layout {
             active,
             offline: hub.config().offline,
             version: env!("CARGO_PKG_VERSION"),
+            balance: hub.credits().balance().to_string(),
         }
     }
 }

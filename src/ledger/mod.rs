@@ -1,0 +1,219 @@
+//! Credits: the local prepaid balance, holds placed before managed requests, and the
+//! usage record every proxied request leaves behind.
+//!
+//! The ledger in the database is append-only and its sum is the balance. This module keeps
+//! that sum and the open holds in memory so the gateway's hot path never queries for them;
+//! holds are not persisted, so a restart starts with none.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::money::MicroUsd;
+use crate::providers::Provider;
+
+/// Who pays for a request: the Hub's credits (managed) or the provider directly (BYOK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BilledTo {
+    Credits,
+    Provider,
+}
+
+impl BilledTo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BilledTo::Credits => "credits",
+            BilledTo::Provider => "provider",
+        }
+    }
+}
+
+/// One proxied request, as it is written to `usage_records`.
+#[derive(Debug, Clone)]
+pub struct NewUsage {
+    pub started_at: DateTime<Utc>,
+    pub app_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub provider: Provider,
+    pub model: Option<String>,
+    pub endpoint: String,
+    pub streamed: bool,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Exact cost at list price, rounded up; `None` when the model has no known price.
+    pub cost: Option<MicroUsd>,
+    pub billed_to: BilledTo,
+    pub estimated: bool,
+    pub latency_ms: u64,
+    pub ttfb_ms: Option<u64>,
+}
+
+impl NewUsage {
+    /// The amount to debit from credits for this record (zero for BYOK).
+    pub fn charge(&self) -> MicroUsd {
+        match (self.billed_to, self.cost) {
+            (BilledTo::Credits, Some(c)) if c.0 > 0 => c,
+            _ => MicroUsd::ZERO,
+        }
+    }
+}
+
+/// Refused hold: what was available and what the request may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insufficient {
+    pub balance: MicroUsd,
+    pub held: MicroUsd,
+    pub needed: MicroUsd,
+}
+
+impl Insufficient {
+    pub fn available(&self) -> MicroUsd {
+        self.balance - self.held
+    }
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    balance: MicroUsd,
+    held: MicroUsd,
+}
+
+/// The credit balance (sum of the ledger) and the holds of requests in flight.
+#[derive(Debug, Clone, Default)]
+pub struct Credits {
+    book: Arc<Mutex<Book>>,
+}
+
+impl Credits {
+    /// Starts from the ledger's sum, with no open holds.
+    pub fn new(balance: MicroUsd) -> Credits {
+        Credits {
+            book: Arc::new(Mutex::new(Book {
+                balance,
+                held: MicroUsd::ZERO,
+            })),
+        }
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn balance(&self) -> MicroUsd {
+        self.book().balance
+    }
+
+    pub fn held(&self) -> MicroUsd {
+        self.book().held
+    }
+
+    /// Reserves `amount` if the balance less open holds covers it.
+    pub fn hold(&self, amount: MicroUsd) -> Result<Hold, Insufficient> {
+        let mut book = self.book();
+        if book.balance - book.held < amount {
+            return Err(Insufficient {
+                balance: book.balance,
+                held: book.held,
+                needed: amount,
+            });
+        }
+        book.held += amount;
+        Ok(Hold {
+            credits: self.clone(),
+            amount,
+            open: true,
+        })
+    }
+
+    /// Records a committed top-up or adjustment.
+    pub fn credit(&self, amount: MicroUsd) {
+        self.book().balance += amount;
+    }
+
+    /// Debits a committed charge and releases the hold that covered it, in one step.
+    pub fn settle(&self, mut hold: Option<Hold>, charge: MicroUsd) {
+        let mut book = self.book();
+        book.balance = book.balance - charge;
+        if let Some(h) = hold.as_mut() {
+            book.held = book.held - h.amount;
+            h.open = false;
+        }
+    }
+}
+
+/// Credits reserved for one request in flight. Dropping it without settling releases it,
+/// so no failure path can leave money held.
+#[derive(Debug)]
+pub struct Hold {
+    credits: Credits,
+    amount: MicroUsd,
+    open: bool,
+}
+
+impl Hold {
+    pub fn amount(&self) -> MicroUsd {
+        self.amount
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if self.open {
+            let mut book = self.credits.book();
+            book.held = book.held - self.amount;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_cannot_exceed_the_balance() {
+        let c = Credits::new(MicroUsd(5_000_000));
+        let holds: Vec<_> = (0..10)
+            .map(|_| c.hold(MicroUsd(500_000)).unwrap())
+            .collect();
+        let refused = c.hold(MicroUsd(1)).unwrap_err();
+        assert_eq!(refused.available(), MicroUsd(0));
+        assert_eq!(c.held(), MicroUsd(5_000_000));
+        drop(holds);
+        assert_eq!(c.held(), MicroUsd(0));
+        assert_eq!(c.balance(), MicroUsd(5_000_000));
+    }
+
+    #[test]
+    fn settling_debits_the_charge_and_releases_the_hold() {
+        let c = Credits::new(MicroUsd(1_000_000));
+        let h = c.hold(MicroUsd(300_000)).unwrap();
+        c.settle(Some(h), MicroUsd(1_234));
+        assert_eq!(c.held(), MicroUsd(0));
+        assert_eq!(c.balance(), MicroUsd(998_766));
+    }
+
+    #[test]
+    fn concurrent_holds_never_overspend() {
+        let c = Credits::new(MicroUsd(5_000_000));
+        let granted = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..50 {
+                s.spawn(|| {
+                    if let Ok(h) = c.hold(MicroUsd(500_000)) {
+                        granted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::mem::forget(h);
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.into_inner(), 10);
+        assert_eq!(c.held(), MicroUsd(5_000_000));
+    }
+}
