@@ -53,6 +53,7 @@ impl Application {
         }
         let hosts = HostPolicy::new(config.listen, port);
         let hub = Hub::open(config)?;
+        hub.set_local_port(port);
         let state = hub.clone();
         let server = HttpServer::new(move || web::app(state.clone(), hosts.clone()))
             .listen(listener)?

@@ -1,10 +1,11 @@
 //! The Hub's services: what pages, the API and the gateway ask for, independent of HTTP.
 
 mod auth;
+pub mod connections;
 mod error;
 mod sessions;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -30,6 +31,8 @@ struct Inner {
     sessions: sessions::Sessions,
     throttle: auth::UnlockThrottle,
     credits: Credits,
+    http: reqwest::Client,
+    local_port: OnceLock<u16>,
 }
 
 impl Hub {
@@ -39,6 +42,7 @@ impl Hub {
         let store = Arc::new(Store::open(&config.data_dir)?);
         let session_idle = config.session_idle;
         let credits = Credits::new(store.ledger_balance()?);
+        let http = outbound_client(&config)?;
         let hub = Hub {
             inner: Arc::new(Inner {
                 config,
@@ -48,6 +52,8 @@ impl Hub {
                 sessions: sessions::Sessions::new(session_idle),
                 throttle: auth::UnlockThrottle::default(),
                 credits,
+                http,
+                local_port: OnceLock::new(),
             }),
         };
         hub.headless_unlock()?;
@@ -64,6 +70,21 @@ impl Hub {
 
     pub fn catalog(&self) -> &'static Catalog {
         self.inner.catalog
+    }
+
+    /// The client for calls to providers (and to the built-in emulator).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Tells the Hub the port it listens on, so demo connections can reach the emulator
+    /// mounted on the same listener.
+    pub fn set_local_port(&self, port: u16) {
+        let _ = self.inner.local_port.set(port);
+    }
+
+    pub fn local_port(&self) -> Option<u16> {
+        self.inner.local_port.get().copied()
     }
 
     /// The credit balance and open holds.
@@ -92,4 +113,30 @@ impl Hub {
     fn set_vault(&self, vault: Option<Arc<UnlockedVault>>) {
         *self.inner.vault.write().unwrap_or_else(|p| p.into_inner()) = vault;
     }
+}
+
+/// One pooled client for every upstream call. Per-request timeouts are set by callers;
+/// redirects are not followed (a provider API never redirects, and a redirect could carry
+/// the key elsewhere).
+fn outbound_client(config: &Config) -> Result<reqwest::Client, HubError> {
+    crate::tls::install_crypto_provider();
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(config.stream_idle_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .user_agent(concat!("workshop-hub/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| HubError::Unexpected(format!("cannot build the HTTP client: {e}")))
+}
+
+/// Runs a blocking call (Argon2id, SQLite) on the blocking thread pool.
+pub async fn blocking<T, F>(f: F) -> Result<T, HubError>
+where
+    F: FnOnce() -> Result<T, HubError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| HubError::Unexpected(format!("blocking task: {e}")))?
 }

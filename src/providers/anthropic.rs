@@ -16,7 +16,7 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
+    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
     ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage,
 };
 
@@ -125,6 +125,16 @@ impl ProviderApi for AnthropicApi {
             ids: page.data.into_iter().map(|m| m.id).collect(),
             next,
         })
+    }
+
+    fn key_format(&self) -> KeyFormat {
+        KeyFormat {
+            prefixes: &["sk-ant-api03-", "sk-ant-"],
+            foreign_prefixes: &[],
+            exact_len: None,
+            demo_key: "sk-ant-api03-WorkshopHubDemoKey000000000000000000000000000AA",
+            described: "sk-ant-…",
+        }
     }
 }
 

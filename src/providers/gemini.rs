@@ -17,7 +17,7 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
+    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
     ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage, openai,
 };
 
@@ -134,6 +134,16 @@ impl ProviderApi for GeminiApi {
                 .collect(),
             next: page.next_page_token.filter(|t| !t.is_empty()),
         })
+    }
+
+    fn key_format(&self) -> KeyFormat {
+        KeyFormat {
+            prefixes: &["AIza"],
+            foreign_prefixes: &[],
+            exact_len: Some(39),
+            demo_key: "AIzaWorkshopHubDemoKey00000000000000000",
+            described: "AIza… (39 characters)",
+        }
     }
 }
 

@@ -124,6 +124,84 @@ pub trait ProviderApi: Send + Sync {
 
     /// One page of the provider's model list.
     fn parse_model_list(&self, body: &[u8]) -> Result<ModelPage, ParseError>;
+
+    /// What this provider's API keys look like.
+    fn key_format(&self) -> KeyFormat;
+}
+
+/// The shape of a provider's API keys, for checking a pasted key before it is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFormat {
+    /// Accepted prefixes, longest first (the hint shows the one that matched).
+    pub prefixes: &'static [&'static str],
+    /// Prefixes of other providers' keys that an accepted prefix would also match.
+    pub foreign_prefixes: &'static [&'static str],
+    /// Exact total length, where the provider fixes it.
+    pub exact_len: Option<usize>,
+    /// How the format is described to a person, e.g. `sk-proj-… or sk-…`.
+    pub described: &'static str,
+    /// A key of this shape that the built-in emulator accepts: what demo connections use.
+    pub demo_key: &'static str,
+}
+
+const MIN_KEY_LEN: usize = 20;
+const MAX_KEY_LEN: usize = 512;
+
+impl KeyFormat {
+    /// Trims a pasted key (spaces, newlines) and checks it against the format. The error
+    /// says what was expected and never repeats the key.
+    pub fn check(&self, pasted: &str) -> Result<String, String> {
+        let key = pasted.trim();
+        let expected = format!("The key should look like {}.", self.described);
+        if key.is_empty() {
+            return Err(format!("Paste the API key. {expected}"));
+        }
+        if !self.prefixes.iter().any(|p| key.starts_with(p))
+            || self.foreign_prefixes.iter().any(|p| key.starts_with(p))
+        {
+            return Err(format!(
+                "This does not look like a key for this provider. {expected}"
+            ));
+        }
+        if !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "The key contains spaces or characters a key never has; check that it was copied whole. {expected}"
+            ));
+        }
+        let length_ok = match self.exact_len {
+            Some(n) => key.len() == n,
+            None => (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()),
+        };
+        if !length_ok {
+            return Err(format!(
+                "The key has {} characters, which is not a whole key; check that it was copied completely. {expected}",
+                key.len()
+            ));
+        }
+        Ok(key.to_string())
+    }
+
+    /// The masked form shown on pages: the prefix, an ellipsis and the last four characters.
+    pub fn hint(&self, key: &str) -> String {
+        let prefix = self
+            .prefixes
+            .iter()
+            .find(|p| key.starts_with(**p))
+            .copied()
+            .unwrap_or("");
+        let tail: String = key
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("{prefix}…{tail}")
+    }
 }
 
 /// Headers as `(lowercase name, value)` pairs.

@@ -17,7 +17,7 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
+    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
     ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage,
 };
 
@@ -82,6 +82,16 @@ impl ProviderApi for OpenAiApi {
 
     fn parse_model_list(&self, body: &[u8]) -> Result<ModelPage, ParseError> {
         parse_model_list(body)
+    }
+
+    fn key_format(&self) -> KeyFormat {
+        KeyFormat {
+            prefixes: &["sk-proj-", "sk-svcacct-", "sk-admin-", "sk-"],
+            foreign_prefixes: &["sk-ant-"],
+            exact_len: None,
+            demo_key: "sk-proj-WorkshopHubDemoKey000000000000000000T3BlbkFJ00000000000000000000",
+            described: "sk-proj-… (or an older sk-… key)",
+        }
     }
 }
 

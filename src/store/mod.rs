@@ -1,6 +1,8 @@
 //! SQLite storage: the only place with SQL. WAL mode, foreign keys, secure delete, ordered
 //! append-only migrations, and file modes that keep the data to its owner.
 
+mod apps;
+mod connections;
 mod migrations;
 mod usage;
 mod vault;
@@ -12,6 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use apps::{AppChanges, AppRow};
+pub use connections::{ConnectionRow, Outcome};
 pub use migrations::SCHEMA_VERSION;
 
 pub const DB_FILE: &str = "hub.db";

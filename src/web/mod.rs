@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod connections;
 pub mod emulator;
 pub mod errors;
 pub mod pages;
@@ -30,7 +31,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/session", web::post().to(api::create_session))
                 .route("/session", web::delete().to(api::end_session))
                 .route("/lock", web::post().to(api::lock))
-                .route("/passphrase", web::post().to(api::change_passphrase)),
+                .route("/passphrase", web::post().to(api::change_passphrase))
+                .route("/connections", web::get().to(connections::api_list))
+                .route("/connections", web::post().to(connections::api_create))
+                .route(
+                    "/connections/managed/{provider}",
+                    web::post().to(connections::api_enable_managed),
+                )
+                .route("/connections/{id}", web::get().to(connections::api_get))
+                .route(
+                    "/connections/{id}",
+                    web::patch().to(connections::api_update),
+                )
+                .route(
+                    "/connections/{id}",
+                    web::delete().to(connections::api_delete),
+                )
+                .route(
+                    "/connections/{id}/verify",
+                    web::post().to(connections::api_verify),
+                ),
         )
         .route("/", web::get().to(pages::index))
         .route("/setup", web::get().to(pages::setup_form))
@@ -38,6 +58,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/unlock", web::get().to(pages::unlock_form))
         .route("/unlock", web::post().to(pages::unlock_submit))
         .route("/lock", web::post().to(pages::lock))
+        .route("/connectors", web::get().to(connections::connectors))
+        .route("/connectors/add", web::post().to(connections::add))
+        .route(
+            "/connectors/managed/{provider}/enable",
+            web::post().to(connections::enable),
+        )
+        .route(
+            "/connectors/{id}/verify",
+            web::post().to(connections::verify),
+        )
+        .route(
+            "/connectors/{id}/rename",
+            web::post().to(connections::rename),
+        )
+        .route(
+            "/connectors/{id}/rotate",
+            web::post().to(connections::rotate),
+        )
+        .route(
+            "/connectors/{id}/delete",
+            web::get().to(connections::confirm_delete),
+        )
+        .route(
+            "/connectors/{id}/delete",
+            web::post().to(connections::delete),
+        )
         .route("/settings", web::get().to(pages::settings))
         .route(
             "/settings/passphrase",

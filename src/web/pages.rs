@@ -24,7 +24,10 @@ pub struct Layout {
 impl Layout {
     /// Sidebar entries as (key, href, label), only for pages that exist.
     pub fn nav(&self) -> &'static [(&'static str, &'static str, &'static str)] {
-        &[("settings", "/settings", "Settings")]
+        &[
+            ("connectors", "/connectors", "Connectors"),
+            ("settings", "/settings", "Settings"),
+        ]
     }
 
     pub fn new(hub: &Hub, session: &PageSession, active: &'static str) -> Layout {
@@ -61,7 +64,7 @@ pub fn redirect(to: &str) -> HttpResponse {
 }
 
 /// The page a signed-in person lands on.
-pub const HOME: &str = "/settings";
+pub const HOME: &str = "/connectors";
 
 /// Runs a blocking Hub call (Argon2id, SQLite) off the async workers.
 pub async fn blocking<T, F>(f: F) -> Result<T, HubError>
@@ -69,9 +72,7 @@ where
     F: FnOnce() -> Result<T, HubError> + Send + 'static,
     T: Send + 'static,
 {
-    web::block(f)
-        .await
-        .map_err(|e| HubError::Unexpected(format!("blocking task: {e}")))?
+    crate::hub::blocking(f).await
 }
 
 pub async fn index(
@@ -214,9 +215,16 @@ pub async fn unlock_submit(
     }
 }
 
+/// A form that carries nothing but the session's CSRF token.
 #[derive(Deserialize)]
 pub struct CsrfForm {
     csrf: String,
+}
+
+impl CsrfForm {
+    pub fn token(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// Refuses a form whose CSRF token is not this session's.
