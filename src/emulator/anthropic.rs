@@ -469,7 +469,7 @@ impl AnthropicApi {
             &body,
             model,
             &prompt,
-            text::seed_of(&req.body),
+            text::seed_of_request(&body),
             max_tokens,
             cx,
         )?;

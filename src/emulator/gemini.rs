@@ -120,6 +120,28 @@ fn model_object(model: &Model) -> Value {
     v
 }
 
+/// A field by its camelCase name or its snake_case twin: the Gemini API accepts both, and
+/// google-genai sends some nested configs (such as `thinking_config`) in snake_case.
+fn field<'a>(value: &'a Value, camel: &str) -> &'a Value {
+    match value.get(camel) {
+        Some(v) => v,
+        None => value.get(snake_case(camel)).unwrap_or(&Value::Null),
+    }
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `/v1beta/models/x:generateContent` → `models/x:generateContent`.
 fn strip_version(path: &str) -> Option<&str> {
     path.strip_prefix("/v1beta/")
@@ -275,7 +297,8 @@ fn contents_prompt(request: &Value) -> Result<Prompt, ApiError> {
             )
         })?;
     let mut prompt = Prompt::default();
-    if let Some(system) = request.get("systemInstruction") {
+    let system = field(request, "systemInstruction");
+    if !system.is_null() {
         prompt.add_content(&system["parts"]);
     }
     for content in contents {
@@ -297,7 +320,7 @@ fn thoughts(model: &Model, config: &Value, seed: u64) -> u32 {
         return 0;
     }
     let natural = text::hidden_reasoning_tokens("medium", seed);
-    match config["thinkingConfig"]["thinkingBudget"].as_i64() {
+    match field(field(config, "thinkingConfig"), "thinkingBudget").as_i64() {
         Some(0) => 0,
         Some(budget) if budget > 0 => natural.min(budget.min(i64::from(u32::MAX)) as u32),
         _ => natural,
@@ -367,7 +390,7 @@ impl GeminiApi {
         }
         let body = parse_json(req)?;
         let prompt = contents_prompt(&body)?;
-        let answer = candidate(model, &body, &prompt, text::seed_of(&req.body));
+        let answer = candidate(model, &body, &prompt, text::seed_of_request(&body));
         let response_id = cx.ids.next("", 23);
         let frame = |text: &str, finish: Option<&str>, candidates_tokens: u32| {
             let mut c =
@@ -436,7 +459,7 @@ fn embed_values(request: &Value) -> Result<Value, ApiError> {
             "* EmbedContentRequest.content: content is not specified".into(),
         ));
     }
-    let dims = match request["outputDimensionality"].as_u64() {
+    let dims = match field(request, "outputDimensionality").as_u64() {
         None => EMBEDDING_DIMENSIONS,
         Some(d) if (1..=EMBEDDING_DIMENSIONS as u64).contains(&d) => d as usize,
         Some(d) => {
@@ -484,6 +507,15 @@ mod tests {
     fn page_tokens_round_trip() {
         assert_eq!(decode_page_token(&encode_page_token(7)), Some(7));
         assert_eq!(decode_page_token("garbage!"), None);
+    }
+
+    #[test]
+    fn fields_are_read_in_either_case() {
+        let v =
+            serde_json::json!({"thinking_config": {"thinking_budget": 0}, "maxOutputTokens": 5});
+        assert_eq!(field(field(&v, "thinkingConfig"), "thinkingBudget"), 0);
+        assert_eq!(field(&v, "maxOutputTokens"), 5);
+        assert!(field(&v, "responseSchema").is_null());
     }
 
     #[test]

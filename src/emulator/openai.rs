@@ -377,7 +377,7 @@ impl OpenAiApi {
         let ask = Ask {
             model,
             prompt: &prompt,
-            seed: text::seed_of(&req.body),
+            seed: text::seed_of_request(&body),
             max_tokens,
             effort,
             format: &format,
@@ -635,7 +635,7 @@ impl OpenAiApi {
         let ask = Ask {
             model,
             prompt: &prompt,
-            seed: text::seed_of(&req.body),
+            seed: text::seed_of_request(&body),
             max_tokens: positive_u32(&body, "max_output_tokens")?,
             effort,
             format: &format,

@@ -101,14 +101,32 @@ pub fn chunks(text: &str, per_chunk: usize) -> Vec<(String, u32)> {
         .collect()
 }
 
-/// FNV-1a: a fast, stable hash for seeding replies from request bytes.
-pub fn seed_of(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv_extend(mut hash: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash
+}
+
+/// FNV-1a: a fast, stable hash for seeding replies from request bytes.
+pub fn seed_of(bytes: &[u8]) -> u64 {
+    fnv_extend(FNV_OFFSET, bytes)
+}
+
+/// The seed of a JSON request: every top-level field except the streaming switches, so a
+/// streamed and a whole answer to the same request are the same text.
+pub fn seed_of_request(body: &Value) -> u64 {
+    let Some(map) = body.as_object() else {
+        return seed_of(body.to_string().as_bytes());
+    };
+    map.iter()
+        .filter(|(k, _)| *k != "stream" && *k != "stream_options")
+        .fold(FNV_OFFSET, |hash, (k, v)| {
+            fnv_extend(fnv_extend(hash, k.as_bytes()), v.to_string().as_bytes())
+        })
 }
 
 /// SplitMix64: small, fast and deterministic; enough for picking sentences and vectors.
@@ -387,6 +405,15 @@ mod tests {
         assert_eq!(a, reply("gpt-4o-mini", "Tell me a joke", 42));
         assert!(a.contains(SOURCE));
         assert!(a.contains("Tell me a joke"));
+    }
+
+    #[test]
+    fn request_seeds_ignore_streaming_and_key_order() {
+        let a = serde_json::json!({"model": "m", "messages": [1], "stream": true});
+        let b: Value = serde_json::from_str(r#"{"messages": [1], "model": "m"}"#).unwrap();
+        let c = serde_json::json!({"model": "m", "messages": [2]});
+        assert_eq!(seed_of_request(&a), seed_of_request(&b));
+        assert_ne!(seed_of_request(&a), seed_of_request(&c));
     }
 
     #[test]
