@@ -1,6 +1,11 @@
 //! In-process HTTP tests of the emulator mounted as in the Hub: wire framing, usage rules,
 //! paging, error shapes, determinism and faults for each provider.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 
 use std::sync::Arc;
 

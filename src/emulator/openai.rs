@@ -5,6 +5,7 @@
 //! `stream_options.include_usage` asks for it.
 
 use base64::Engine;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::faults::{KeyStatus, classify_key};
@@ -333,17 +334,75 @@ fn chat_prompt(body: &Value) -> Result<Prompt, ApiError> {
     Ok(prompt)
 }
 
-fn chat_usage(prompt_tokens: u32, completion_tokens: u32, reasoning_tokens: u32) -> Value {
-    json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": reasoning_tokens, "audio_tokens": 0,
-            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0
-        }
-    })
+/// Chat usage as OpenAI reports it; typed because this is the hot path.
+#[derive(Serialize)]
+struct ChatUsage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    total_tokens: u32,
+    prompt_tokens_details: PromptDetails,
+    completion_tokens_details: CompletionDetails,
+}
+
+#[derive(Serialize)]
+struct PromptDetails {
+    cached_tokens: u32,
+    audio_tokens: u32,
+}
+
+#[derive(Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u32,
+    audio_tokens: u32,
+    accepted_prediction_tokens: u32,
+    rejected_prediction_tokens: u32,
+}
+
+fn chat_usage(prompt_tokens: u32, answers: &[Generated]) -> ChatUsage {
+    let completion_tokens: u32 = answers.iter().map(Generated::completion_tokens).sum();
+    ChatUsage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+        prompt_tokens_details: PromptDetails {
+            cached_tokens: 0,
+            audio_tokens: 0,
+        },
+        completion_tokens_details: CompletionDetails {
+            reasoning_tokens: answers.iter().map(|g| g.reasoning_tokens).sum(),
+            audio_tokens: 0,
+            accepted_prediction_tokens: 0,
+            rejected_prediction_tokens: 0,
+        },
+    }
+}
+
+#[derive(Serialize)]
+struct ChatCompletion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: Vec<ChatChoice<'a>>,
+    usage: ChatUsage,
+    service_tier: &'static str,
+    system_fingerprint: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChatChoice<'a> {
+    index: usize,
+    message: ChatMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    refusal: Option<()>,
+    annotations: [(); 0],
 }
 
 fn finish_reason(g: &Generated) -> &'static str {
@@ -395,13 +454,13 @@ impl OpenAiApi {
                 include_usage,
             )))
         } else {
-            Ok(Reply::Json(json_bytes(&chat_completion(
+            Ok(Reply::Json(chat_completion(
                 &id,
                 cx.now,
                 model,
                 prompt.tokens(),
                 &answers,
-            ))))
+            )))
         }
     }
 }
@@ -412,31 +471,32 @@ fn chat_completion(
     model: &Model,
     prompt_tokens: u32,
     answers: &[Generated],
-) -> Value {
-    let choices: Vec<Value> = answers
-        .iter()
-        .enumerate()
-        .map(|(i, g)| {
-            json!({
-                "index": i,
-                "message": {"role": "assistant", "content": g.text, "refusal": null, "annotations": []},
-                "logprobs": null,
-                "finish_reason": finish_reason(g),
+) -> Vec<u8> {
+    let completion = ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model: &model.served_as,
+        choices: answers
+            .iter()
+            .enumerate()
+            .map(|(index, g)| ChatChoice {
+                index,
+                message: ChatMessage {
+                    role: "assistant",
+                    content: &g.text,
+                    refusal: None,
+                    annotations: [],
+                },
+                logprobs: None,
+                finish_reason: finish_reason(g),
             })
-        })
-        .collect();
-    let completion: u32 = answers.iter().map(Generated::completion_tokens).sum();
-    let reasoning: u32 = answers.iter().map(|g| g.reasoning_tokens).sum();
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model.served_as,
-        "choices": choices,
-        "usage": chat_usage(prompt_tokens, completion, reasoning),
-        "service_tier": "default",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
-    })
+            .collect(),
+        usage: chat_usage(prompt_tokens, answers),
+        service_tier: "default",
+        system_fingerprint: SYSTEM_FINGERPRINT,
+    };
+    serde_json::to_vec(&completion).unwrap_or_default()
 }
 
 fn chat_stream(
@@ -483,9 +543,7 @@ fn chat_stream(
         ));
     }
     if include_usage {
-        let completion: u32 = answers.iter().map(Generated::completion_tokens).sum();
-        let reasoning: u32 = answers.iter().map(|g| g.reasoning_tokens).sum();
-        let usage = chat_usage(prompt_tokens, completion, reasoning);
+        let usage = serde_json::to_value(chat_usage(prompt_tokens, answers)).unwrap_or_default();
         events.push(SseEvent::data(&chunk(json!([]), Some(usage)), 0));
     }
     events.push(SseEvent::raw("data: [DONE]\n\n"));

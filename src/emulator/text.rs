@@ -22,7 +22,19 @@ pub const MESSAGE_OVERHEAD: u32 = 3;
 pub const SOURCE: &str = "Workshop Hub offline emulator";
 
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric()
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else {
+        c.is_alphanumeric()
+    }
+}
+
+fn is_space(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_whitespace()
+    } else {
+        c.is_whitespace()
+    }
 }
 
 /// The number of tokens in `text`.
@@ -37,7 +49,7 @@ pub fn count_tokens(text: &str) -> u32 {
             }
         } else {
             in_word = false;
-            if !c.is_whitespace() {
+            if !is_space(c) {
                 count += 1;
             }
         }
@@ -54,7 +66,7 @@ pub fn token_pieces(text: &str) -> Vec<&str> {
     let mut seen_token = false;
     for (i, c) in text.char_indices() {
         let word = is_word_char(c);
-        let begins_token = (word && !in_word) || (!word && !c.is_whitespace());
+        let begins_token = (word && !in_word) || (!word && !is_space(c));
         if begins_token {
             if seen_token {
                 let cut = piece_start(text, start, i);
@@ -74,7 +86,7 @@ pub fn token_pieces(text: &str) -> Vec<&str> {
 /// Where the piece holding the token at `token_at` starts: at the whitespace before it.
 fn piece_start(text: &str, previous_start: usize, token_at: usize) -> usize {
     let before = &text[previous_start..token_at];
-    let trimmed = before.trim_end_matches(char::is_whitespace);
+    let trimmed = before.trim_end_matches(is_space);
     if trimmed.is_empty() {
         token_at
     } else {
@@ -84,12 +96,23 @@ fn piece_start(text: &str, previous_start: usize, token_at: usize) -> usize {
 
 /// The first `max_tokens` tokens of `text`, and whether anything was cut.
 pub fn truncate_tokens(text: &str, max_tokens: u32) -> (&str, bool) {
-    let pieces = token_pieces(text);
-    if pieces.len() <= max_tokens as usize {
-        return (text, false);
+    let mut count = 0u32;
+    let mut in_word = false;
+    let mut token_end = 0;
+    for (i, c) in text.char_indices() {
+        let word = is_word_char(c);
+        if (word && !in_word) || (!word && !is_space(c)) {
+            if count == max_tokens {
+                return (&text[..token_end], true);
+            }
+            count += 1;
+        }
+        if !is_space(c) {
+            token_end = i + c.len_utf8();
+        }
+        in_word = word;
     }
-    let len: usize = pieces[..max_tokens as usize].iter().map(|p| p.len()).sum();
-    (&text[..len], true)
+    (text, false)
 }
 
 /// Groups the token pieces of `text` into chunks of `per_chunk` tokens, with the token count
@@ -397,6 +420,15 @@ mod tests {
     fn truncation_keeps_whole_tokens() {
         assert_eq!(truncate_tokens("Hello, world!", 3), ("Hello, world", true));
         assert_eq!(truncate_tokens("Hi", 3), ("Hi", false));
+        assert_eq!(truncate_tokens("Hi there ", 2), ("Hi there ", false));
+        assert_eq!(truncate_tokens("a  b", 1), ("a", true));
+        assert_eq!(truncate_tokens("x", 0), ("", true));
+        let text = reply("m", "some prompt, with words", 3);
+        for n in 0..40 {
+            let pieces = token_pieces(&text);
+            let expected = pieces[..(n as usize).min(pieces.len())].concat();
+            assert_eq!(truncate_tokens(&text, n).0, expected.trim_end(), "{n}");
+        }
     }
 
     #[test]
