@@ -1,11 +1,13 @@
 //! Builds and runs the Hub server from a `Config` and a bound listener.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 
 use crate::config::Config;
+use crate::emulator::{Emulator, EmulatorOptions};
 use crate::hub::{Hub, HubError};
 use crate::web::{self, HostPolicy};
 
@@ -55,10 +57,12 @@ impl Application {
         let hub = Hub::open(config)?;
         hub.set_local_port(port);
         let state = hub.clone();
-        let server = HttpServer::new(move || web::app(state.clone(), hosts.clone()))
-            .listen(listener)?
-            .shutdown_timeout(5)
-            .run();
+        let emulator = Arc::new(Emulator::new(EmulatorOptions::default()));
+        let server =
+            HttpServer::new(move || web::app(state.clone(), hosts.clone(), emulator.clone()))
+                .listen(listener)?
+                .shutdown_timeout(5)
+                .run();
         Ok(Application { server, port, hub })
     }
 

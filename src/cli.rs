@@ -125,4 +125,8 @@ pub struct EmulatorArgs {
         default_value_t = 0
     )]
     pub tokens_per_second: u32,
+
+    /// HTTP worker threads (0 = one per core).
+    #[arg(long, env = "WORKSHOP_HUB_WORKERS", default_value_t = 0)]
+    pub workers: usize,
 }

@@ -42,6 +42,7 @@ pub fn emulator(args: EmulatorArgs) -> Result<(), String> {
     let options = crate::emulator::EmulatorOptions {
         latency_ms: args.latency_ms,
         tokens_per_second: args.tokens_per_second,
+        workers: args.workers,
     };
     runtime()?.block_on(async move {
         announce(port, args.listen.ip());

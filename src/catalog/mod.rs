@@ -319,6 +319,7 @@ pub fn pico_to_per_million(pico: i64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -95,6 +95,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn app(
     hub: Hub,
     hosts: HostPolicy,
+    emulator: std::sync::Arc<crate::emulator::Emulator>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -108,6 +109,7 @@ pub fn app(
         .app_data(web::Data::new(hub))
         .app_data(web::Data::new(hosts))
         .configure(routes)
+        .configure(|cfg| emulator::mount(cfg, emulator))
         .default_service(web::to(errors::not_found))
         .wrap(from_fn(security::baseline))
         .wrap(from_fn(security::access_log))

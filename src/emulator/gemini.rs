@@ -1,0 +1,530 @@
+//! The Gemini API as the emulator serves it, under both `/v1beta/` and `/v1/`: paged models,
+//! generateContent, streamGenerateContent (SSE), countTokens, embedContent, batchEmbedContents.
+//!
+//! Usage follows Gemini's rules: `thoughtsTokenCount` is separate from `candidatesTokenCount`
+//! and both are in `totalTokenCount`; every stream chunk carries the running totals.
+//! Thinking: 2.5 models (catalog `reasoning`) think by default, as the real ones do;
+//! `thinkingConfig.thinkingBudget: 0` turns it off and a positive budget caps it. Thoughts count
+//! against `maxOutputTokens`.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::faults::{KeyStatus, classify_key};
+use super::text::{self, Prompt};
+use super::{ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json};
+use crate::catalog::{Catalog, Model, ModelKind};
+use crate::providers::Provider;
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 1000;
+const EMBEDDING_DIMENSIONS: usize = 3072;
+/// Tokens per streamed chunk (Gemini sends large chunks).
+const TOKENS_PER_CHUNK: usize = 8;
+
+/// The Gemini surface, with its model objects built once.
+pub struct GeminiApi {
+    catalog: &'static Catalog,
+    models: Vec<Value>,
+}
+
+impl GeminiApi {
+    pub fn new(catalog: &'static Catalog) -> GeminiApi {
+        let models = catalog
+            .for_provider(Provider::Gemini)
+            .map(model_object)
+            .collect();
+        GeminiApi { catalog, models }
+    }
+
+    fn resolve(&self, name: &str) -> Result<&'static Model, ApiError> {
+        self.catalog
+            .resolve(Provider::Gemini, name)
+            .ok_or_else(|| ApiError::ModelNotFound(name.trim_start_matches("models/").to_string()))
+    }
+
+    fn list_models(&self, req: &EmuRequest) -> Result<Reply, ApiError> {
+        let size = match req.query_param("pageSize") {
+            None => DEFAULT_PAGE,
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(|n| n.min(MAX_PAGE))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("Invalid value at 'page_size' ({s})"))
+                })?,
+        };
+        let start = match req.query_param("pageToken").filter(|t| !t.is_empty()) {
+            None => 0,
+            Some(token) => decode_page_token(&token)
+                .filter(|n| *n <= self.models.len())
+                .ok_or_else(|| ApiError::BadRequest("Invalid page token.".into()))?,
+        };
+        let end = (start + size).min(self.models.len());
+        let mut body = json!({"models": self.models[start..end].to_vec()});
+        if end < self.models.len() {
+            body["nextPageToken"] = Value::from(encode_page_token(end));
+        }
+        Ok(Reply::Json(json_bytes(&body)))
+    }
+}
+
+fn encode_page_token(offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset={offset}"))
+}
+
+fn decode_page_token(token: &str) -> Option<usize> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("offset=")?
+        .parse()
+        .ok()
+}
+
+fn model_object(model: &Model) -> Value {
+    let mut v = json!({
+        "name": format!("models/{}", model.id),
+        "version": "001",
+        "displayName": model.display_name,
+        "description": format!("{} served by the {}.", model.display_name, text::SOURCE),
+        "inputTokenLimit": model.context_window,
+        "outputTokenLimit": model.max_output_tokens,
+    });
+    match model.kind {
+        ModelKind::Chat => {
+            v["supportedGenerationMethods"] = json!([
+                "generateContent",
+                "countTokens",
+                "createCachedContent",
+                "batchGenerateContent"
+            ]);
+            v["temperature"] = json!(1);
+            v["topP"] = json!(0.95);
+            v["topK"] = json!(64);
+            v["maxTemperature"] = json!(2);
+            v["thinking"] = json!(model.reasoning);
+        }
+        ModelKind::Embedding => {
+            v["supportedGenerationMethods"] = json!([
+                "embedContent",
+                "countTextTokens",
+                "countTokens",
+                "asyncBatchEmbedContent"
+            ]);
+        }
+    }
+    v
+}
+
+/// A field by its camelCase name or its snake_case twin: the Gemini API accepts both, and
+/// google-genai sends some nested configs (such as `thinking_config`) in snake_case.
+fn field<'a>(value: &'a Value, camel: &str) -> &'a Value {
+    match value.get(camel) {
+        Some(v) => v,
+        None => value.get(snake_case(camel)).unwrap_or(&Value::Null),
+    }
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `/v1beta/models/x:generateContent` → `models/x:generateContent`.
+fn strip_version(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1beta/")
+        .or_else(|| path.strip_prefix("/v1/"))
+        .map(|p| p.trim_end_matches('/'))
+}
+
+impl EmulatedApi for GeminiApi {
+    fn key_status(&self, req: &EmuRequest) -> KeyStatus {
+        match req.header("x-goog-api-key") {
+            Some(key) => classify_key(Some(key), "AIza", &[]),
+            None => classify_key(req.query_param("key").as_deref(), "AIza", &[]),
+        }
+    }
+
+    fn route(&self, req: &EmuRequest, cx: &Cx) -> Result<Reply, ApiError> {
+        let rest = strip_version(&req.path).ok_or(ApiError::NotFound)?;
+        if req.is("GET") && rest == "models" {
+            return self.list_models(req);
+        }
+        let target = rest.strip_prefix("models/").ok_or(ApiError::NotFound)?;
+        match (req.is("GET"), target.split_once(':')) {
+            (true, None) => Ok(Reply::Json(json_bytes(&model_object(
+                self.resolve(target)?,
+            )))),
+            (false, Some((model, method))) if req.is("POST") => {
+                let model = self.resolve(model)?;
+                match method {
+                    "generateContent" => self.generate(req, cx, model, false),
+                    "streamGenerateContent" => self.generate(req, cx, model, true),
+                    "countTokens" => count_tokens(req),
+                    "embedContent" => embed_one(req, model),
+                    "batchEmbedContents" => embed_batch(req, model),
+                    _ => Err(ApiError::NotFound),
+                }
+            }
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    fn error(&self, err: &ApiError, _cx: &Cx) -> (u16, Vec<(String, String)>, Value) {
+        let (code, status, message, details) = match err {
+            ApiError::MissingKey => (403, "PERMISSION_DENIED", MISSING_KEY.to_string(), None),
+            ApiError::InvalidKey(_) => (
+                400,
+                "INVALID_ARGUMENT",
+                INVALID_KEY.to_string(),
+                Some(invalid_key_details()),
+            ),
+            ApiError::NoQuota => (
+                429,
+                "RESOURCE_EXHAUSTED",
+                NO_QUOTA.to_string(),
+                Some(quota_details(None)),
+            ),
+            ApiError::RateLimited => (
+                429,
+                "RESOURCE_EXHAUSTED",
+                RATE_LIMITED.to_string(),
+                Some(quota_details(Some("1s"))),
+            ),
+            ApiError::ServerError => (500, "INTERNAL", SERVER_ERROR.to_string(), None),
+            ApiError::Overloaded => (
+                503,
+                "UNAVAILABLE",
+                "The model is overloaded. Please try again later.".to_string(),
+                None,
+            ),
+            ApiError::ModelNotFound(model) => (
+                404,
+                "NOT_FOUND",
+                format!(
+                    "models/{model} is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods."
+                ),
+                None,
+            ),
+            ApiError::BadRequest(message) => (400, "INVALID_ARGUMENT", message.clone(), None),
+            ApiError::NotFound => (
+                404,
+                "NOT_FOUND",
+                "Requested entity was not found.".to_string(),
+                None,
+            ),
+        };
+        let mut error = json!({"code": code, "message": message, "status": status});
+        if let Some(details) = details {
+            error["details"] = details;
+        }
+        let retry = if matches!(err, ApiError::RateLimited) {
+            vec![("retry-after".to_string(), "1".to_string())]
+        } else {
+            vec![]
+        };
+        (code, retry, json!({"error": error}))
+    }
+
+    fn common_headers(&self, _cx: &Cx) -> Vec<(String, String)> {
+        vec![
+            ("server".into(), "scaffolding on HTTPServer2".into()),
+            ("vary".into(), "Origin, X-Origin, Referer".into()),
+        ]
+    }
+
+    fn json_content_type(&self) -> &'static str {
+        "application/json; charset=UTF-8"
+    }
+
+    fn sse_content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+}
+
+const MISSING_KEY: &str = "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.";
+const INVALID_KEY: &str = "API key not valid. Please pass a valid API key.";
+const NO_QUOTA: &str = "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.";
+const RATE_LIMITED: &str = "Resource has been exhausted (e.g. check quota). Please retry in 1s.";
+const SERVER_ERROR: &str = "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting";
+
+fn invalid_key_details() -> Value {
+    json!([
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+         "metadata": {"service": "generativelanguage.googleapis.com"}},
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": INVALID_KEY}
+    ])
+}
+
+fn quota_details(retry_delay: Option<&str>) -> Value {
+    let mut details = vec![
+        json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+               "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                               "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                               "quotaDimensions": {"location": "global"}, "quotaValue": "10"}]}),
+        json!({"@type": "type.googleapis.com/google.rpc.Help",
+               "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}),
+    ];
+    if let Some(delay) = retry_delay {
+        details.push(
+            json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}),
+        );
+    }
+    Value::Array(details)
+}
+
+/// The prompt of a generate or count request: system instruction plus every content turn.
+fn contents_prompt(request: &Value) -> Result<Prompt, ApiError> {
+    let contents = request
+        .get("contents")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "* GenerateContentRequest.contents: contents is not specified".into(),
+            )
+        })?;
+    let mut prompt = Prompt::default();
+    let system = field(request, "systemInstruction");
+    if !system.is_null() {
+        prompt.add_content(&system["parts"]);
+    }
+    for content in contents {
+        prompt.add_message();
+        let text = prompt.add_content(&content["parts"]);
+        if content["role"].as_str().is_none_or(|r| r == "user") {
+            prompt.last_user = text;
+        }
+    }
+    if let Some(tools) = request.get("tools") {
+        prompt.add_text(&tools.to_string());
+    }
+    Ok(prompt)
+}
+
+/// Hidden thinking tokens: on by default for thinking models, off with a budget of 0.
+fn thoughts(model: &Model, config: &Value, seed: u64) -> u32 {
+    if !model.reasoning {
+        return 0;
+    }
+    let natural = text::hidden_reasoning_tokens("medium", seed);
+    match field(field(config, "thinkingConfig"), "thinkingBudget").as_i64() {
+        Some(0) => 0,
+        Some(budget) if budget > 0 => natural.min(budget.min(i64::from(u32::MAX)) as u32),
+        _ => natural,
+    }
+}
+
+/// One generated candidate and its counts.
+struct Candidate {
+    text: String,
+    truncated: bool,
+    thoughts: u32,
+}
+
+fn candidate(model: &Model, body: &Value, prompt: &Prompt, seed: u64) -> Candidate {
+    let config = &body["generationConfig"];
+    let full = if config["responseMimeType"] == "application/json" {
+        let schema = config
+            .get("responseJsonSchema")
+            .or_else(|| config.get("responseSchema"));
+        match schema {
+            Some(s) => text::example_for_schema(s, &text::salient_name(&prompt.last_user)).to_string(),
+            None => json!({"answer": text::reply(&model.display_name, &prompt.last_user, seed), "source": text::SOURCE}).to_string(),
+        }
+    } else {
+        text::reply(&model.display_name, &prompt.last_user, seed)
+    };
+    let max = config["maxOutputTokens"]
+        .as_u64()
+        .map_or(u32::MAX, |m| m.min(u64::from(u32::MAX)) as u32);
+    let wanted = thoughts(model, config, seed);
+    let thoughts = wanted.min(max);
+    let (visible, truncated) = text::truncate_tokens(&full, max - thoughts);
+    Candidate {
+        text: visible.to_string(),
+        truncated: truncated || wanted > max,
+        thoughts,
+    }
+}
+
+fn usage_metadata(prompt_tokens: u32, candidates_tokens: u32, thoughts: u32) -> Value {
+    let mut usage = json!({
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": candidates_tokens,
+        "totalTokenCount": prompt_tokens + candidates_tokens + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+    });
+    if thoughts > 0 {
+        usage["thoughtsTokenCount"] = Value::from(thoughts);
+    }
+    usage
+}
+
+fn finish_reason(c: &Candidate) -> &'static str {
+    if c.truncated { "MAX_TOKENS" } else { "STOP" }
+}
+
+impl GeminiApi {
+    fn generate(
+        &self,
+        req: &EmuRequest,
+        cx: &Cx,
+        model: &Model,
+        stream: bool,
+    ) -> Result<Reply, ApiError> {
+        if model.kind != ModelKind::Chat {
+            return Err(ApiError::ModelNotFound(model.id.clone()));
+        }
+        let body = parse_json(req)?;
+        let prompt = contents_prompt(&body)?;
+        let answer = candidate(model, &body, &prompt, text::seed_of_request(&body));
+        let response_id = cx.ids.next("", 23);
+        let frame = |text: &str, finish: Option<&str>, candidates_tokens: u32| {
+            let mut c =
+                json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+            if let Some(reason) = finish {
+                c["finishReason"] = Value::from(reason);
+            }
+            json!({
+                "candidates": [c],
+                "usageMetadata": usage_metadata(prompt.tokens(), candidates_tokens, answer.thoughts),
+                "modelVersion": model.served_as,
+                "responseId": response_id,
+            })
+        };
+        let total = text::count_tokens(&answer.text);
+        if !stream {
+            return Ok(Reply::Json(json_bytes(&frame(
+                &answer.text,
+                Some(finish_reason(&answer)),
+                total,
+            ))));
+        }
+        let mut chunks = text::chunks(&answer.text, TOKENS_PER_CHUNK);
+        if chunks.is_empty() {
+            chunks.push((String::new(), 0));
+        }
+        let last = chunks.len() - 1;
+        let mut so_far = 0;
+        let events = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, (piece, tokens))| {
+                so_far += tokens;
+                let finish = (i == last).then(|| finish_reason(&answer));
+                SseEvent::data(&frame(&piece, finish, so_far), tokens)
+            })
+            .collect();
+        Ok(Reply::Sse(events))
+    }
+}
+
+fn count_tokens(req: &EmuRequest) -> Result<Reply, ApiError> {
+    let body = parse_json(req)?;
+    let request = body.get("generateContentRequest").unwrap_or(&body);
+    let tokens = contents_prompt(request)?.tokens();
+    Ok(Reply::Json(json_bytes(&json!({
+        "totalTokens": tokens,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+    }))))
+}
+
+fn require_embedding_model(model: &Model) -> Result<(), ApiError> {
+    match model.kind {
+        ModelKind::Embedding => Ok(()),
+        ModelKind::Chat => Err(ApiError::ModelNotFound(model.id.clone())),
+    }
+}
+
+/// The vector for one embed request (`{content, outputDimensionality}`).
+fn embed_values(request: &Value) -> Result<Value, ApiError> {
+    let mut text = String::new();
+    let mut prompt = Prompt::default();
+    text.push_str(&prompt.add_content(&request["content"]["parts"]));
+    if text.is_empty() {
+        return Err(ApiError::BadRequest(
+            "* EmbedContentRequest.content: content is not specified".into(),
+        ));
+    }
+    let dims = match field(request, "outputDimensionality").as_u64() {
+        None => EMBEDDING_DIMENSIONS,
+        Some(d) if (1..=EMBEDDING_DIMENSIONS as u64).contains(&d) => d as usize,
+        Some(d) => {
+            return Err(ApiError::BadRequest(format!(
+                "outputDimensionality {d} is out of range 1..{EMBEDDING_DIMENSIONS}."
+            )));
+        }
+    };
+    let vector = super::embedding(&text, dims);
+    Ok(json!({"values": vector.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()}))
+}
+
+fn embed_one(req: &EmuRequest, model: &Model) -> Result<Reply, ApiError> {
+    require_embedding_model(model)?;
+    let body = parse_json(req)?;
+    Ok(Reply::Json(json_bytes(
+        &json!({"embedding": embed_values(&body)?}),
+    )))
+}
+
+fn embed_batch(req: &EmuRequest, model: &Model) -> Result<Reply, ApiError> {
+    require_embedding_model(model)?;
+    let body = parse_json(req)?;
+    let requests = body["requests"]
+        .as_array()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "* BatchEmbedContentsRequest.requests: requests is not specified".into(),
+            )
+        })?;
+    let embeddings = requests
+        .iter()
+        .map(embed_values)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Reply::Json(json_bytes(&json!({"embeddings": embeddings}))))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip() {
+        assert_eq!(decode_page_token(&encode_page_token(7)), Some(7));
+        assert_eq!(decode_page_token("garbage!"), None);
+    }
+
+    #[test]
+    fn fields_are_read_in_either_case() {
+        let v =
+            serde_json::json!({"thinking_config": {"thinking_budget": 0}, "maxOutputTokens": 5});
+        assert_eq!(field(field(&v, "thinkingConfig"), "thinkingBudget"), 0);
+        assert_eq!(field(&v, "maxOutputTokens"), 5);
+        assert!(field(&v, "responseSchema").is_null());
+    }
+
+    #[test]
+    fn versions_are_stripped() {
+        assert_eq!(strip_version("/v1beta/models"), Some("models"));
+        assert_eq!(
+            strip_version("/v1/models/x:generateContent"),
+            Some("models/x:generateContent")
+        );
+        assert_eq!(strip_version("/v2/models"), None);
+    }
+}

@@ -1,0 +1,909 @@
+//! The OpenAI API as the emulator serves it: models, Chat Completions, Responses, embeddings.
+//!
+//! Usage follows OpenAI's rules: `prompt_tokens` counts the whole prompt, `completion_tokens`
+//! includes hidden `reasoning_tokens`, and a chat stream has usage only when
+//! `stream_options.include_usage` asks for it.
+
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::faults::{KeyStatus, classify_key};
+use super::text::{self, Prompt};
+use super::{
+    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, date_to_unix, json_bytes, parse_json,
+};
+use crate::catalog::{Catalog, Model, ModelKind};
+use crate::providers::Provider;
+
+const SYSTEM_FINGERPRINT: &str = "fp_emulator01";
+const MAX_CHOICES: u64 = 128;
+
+/// The OpenAI surface, with its model list serialised once.
+pub struct OpenAiApi {
+    catalog: &'static Catalog,
+    list_body: Vec<u8>,
+}
+
+impl OpenAiApi {
+    pub fn new(catalog: &'static Catalog) -> OpenAiApi {
+        let data: Vec<Value> = catalog
+            .for_provider(Provider::OpenAi)
+            .map(|m| model_object(m, &m.id))
+            .collect();
+        let list_body = json_bytes(&json!({"object": "list", "data": data}));
+        OpenAiApi { catalog, list_body }
+    }
+
+    fn model(&self, body: &Value) -> Result<&'static Model, ApiError> {
+        let name = body
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::BadRequest("you must provide a model parameter".into()))?;
+        self.catalog
+            .resolve(Provider::OpenAi, name)
+            .ok_or_else(|| ApiError::ModelNotFound(name.to_string()))
+    }
+
+    fn get_model(&self, name: &str) -> Result<Reply, ApiError> {
+        let model = self
+            .catalog
+            .resolve(Provider::OpenAi, name)
+            .ok_or_else(|| ApiError::ModelNotFound(name.to_string()))?;
+        Ok(Reply::Json(json_bytes(&model_object(model, name))))
+    }
+}
+
+fn model_object(model: &Model, id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": date_to_unix(&model.created), "owned_by": "system"})
+}
+
+impl EmulatedApi for OpenAiApi {
+    fn key_status(&self, req: &EmuRequest) -> KeyStatus {
+        classify_key(req.bearer(), "sk-", &["sk-ant-"])
+    }
+
+    fn route(&self, req: &EmuRequest, cx: &Cx) -> Result<Reply, ApiError> {
+        let path = req.path.trim_end_matches('/');
+        if req.is("GET") && path == "/v1/models" {
+            return Ok(Reply::Json(self.list_body.clone()));
+        }
+        if let Some(name) = path.strip_prefix("/v1/models/").filter(|_| req.is("GET")) {
+            return self.get_model(name);
+        }
+        if !req.is("POST") {
+            return Err(ApiError::NotFound);
+        }
+        match path {
+            "/v1/chat/completions" => self.chat(req, cx),
+            "/v1/responses" => self.responses(req, cx),
+            "/v1/embeddings" => self.embeddings(req),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    fn error(&self, err: &ApiError, _cx: &Cx) -> (u16, Vec<(String, String)>, Value) {
+        let (status, kind, code, message, headers) = match err {
+            ApiError::MissingKey => (
+                401,
+                "invalid_request_error",
+                None,
+                MISSING_KEY.to_string(),
+                vec![],
+            ),
+            ApiError::InvalidKey(key) => (
+                401,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                format!(
+                    "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                    mask_key(key)
+                ),
+                vec![],
+            ),
+            ApiError::NoQuota => (
+                429,
+                "insufficient_quota",
+                Some("insufficient_quota"),
+                NO_QUOTA.to_string(),
+                no_retry(),
+            ),
+            ApiError::RateLimited => (
+                429,
+                "requests",
+                Some("rate_limit_exceeded"),
+                RATE_LIMITED.to_string(),
+                rate_limit_headers(),
+            ),
+            ApiError::ServerError => (500, "server_error", None, SERVER_ERROR.to_string(), vec![]),
+            ApiError::Overloaded => (503, "server_error", None, OVERLOADED.to_string(), vec![]),
+            ApiError::ModelNotFound(model) => (
+                404,
+                "invalid_request_error",
+                Some("model_not_found"),
+                format!("The model `{model}` does not exist or you do not have access to it."),
+                vec![],
+            ),
+            ApiError::BadRequest(message) => {
+                (400, "invalid_request_error", None, message.clone(), vec![])
+            }
+            ApiError::NotFound => (
+                404,
+                "invalid_request_error",
+                None,
+                "Invalid URL: this endpoint does not exist.".to_string(),
+                vec![],
+            ),
+        };
+        let body =
+            json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+        (status, headers, body)
+    }
+
+    fn common_headers(&self, cx: &Cx) -> Vec<(String, String)> {
+        vec![
+            ("x-request-id".into(), cx.ids.next("req_", 32)),
+            ("openai-version".into(), "2020-10-01".into()),
+            ("openai-processing-ms".into(), "1".into()),
+        ]
+    }
+
+    fn json_content_type(&self) -> &'static str {
+        "application/json"
+    }
+
+    fn sse_content_type(&self) -> &'static str {
+        "text/event-stream; charset=utf-8"
+    }
+}
+
+const MISSING_KEY: &str = "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.";
+const NO_QUOTA: &str = "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.";
+const RATE_LIMITED: &str = "Rate limit reached for requests in organization org-emulator on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 1s. Visit https://platform.openai.com/account/rate-limits to learn more.";
+const SERVER_ERROR: &str =
+    "The server had an error while processing your request. Sorry about that!";
+const OVERLOADED: &str = "The engine is currently overloaded, please try again later.";
+
+fn no_retry() -> Vec<(String, String)> {
+    vec![("x-should-retry".into(), "false".into())]
+}
+
+fn rate_limit_headers() -> Vec<(String, String)> {
+    [
+        ("retry-after", "1"),
+        ("retry-after-ms", "1000"),
+        ("x-ratelimit-limit-requests", "500"),
+        ("x-ratelimit-limit-tokens", "30000"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-remaining-tokens", "29000"),
+        ("x-ratelimit-reset-requests", "1s"),
+        ("x-ratelimit-reset-tokens", "120ms"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// OpenAI's masking: the first 8 characters, a star for each hidden one, the last 4.
+pub fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 12 {
+        let shown: String = chars.iter().take(chars.len().min(4)).collect();
+        return format!("{shown}{}", "*".repeat(chars.len().saturating_sub(4)));
+    }
+    let head: String = chars[..8].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 12))
+}
+
+/// What shape the visible output must take.
+enum Format {
+    Text,
+    JsonObject,
+    JsonSchema(Value),
+}
+
+fn chat_format(body: &Value) -> Format {
+    let format = &body["response_format"];
+    match format["type"].as_str() {
+        Some("json_object") => Format::JsonObject,
+        Some("json_schema") => Format::JsonSchema(format["json_schema"]["schema"].clone()),
+        _ => Format::Text,
+    }
+}
+
+fn responses_format(body: &Value) -> Format {
+    let format = &body["text"]["format"];
+    match format["type"].as_str() {
+        Some("json_object") => Format::JsonObject,
+        Some("json_schema") => Format::JsonSchema(format["schema"].clone()),
+        _ => Format::Text,
+    }
+}
+
+/// One generated answer: the visible text, whether it was cut, and its token counts.
+struct Generated {
+    text: String,
+    truncated: bool,
+    reasoning_tokens: u32,
+    text_tokens: u32,
+}
+
+impl Generated {
+    fn completion_tokens(&self) -> u32 {
+        self.reasoning_tokens + self.text_tokens
+    }
+}
+
+struct Ask<'a> {
+    model: &'a Model,
+    prompt: &'a Prompt,
+    seed: u64,
+    max_tokens: Option<u32>,
+    effort: Option<&'a str>,
+    format: &'a Format,
+}
+
+fn generate(ask: &Ask, index: u64) -> Generated {
+    let seed = ask.seed.wrapping_add(index.wrapping_mul(0x9e37_79b9));
+    let full = match ask.format {
+        Format::Text => text::reply(&ask.model.display_name, &ask.prompt.last_user, seed),
+        Format::JsonObject => json!({
+            "answer": text::reply(&ask.model.display_name, &ask.prompt.last_user, seed),
+            "source": text::SOURCE,
+        })
+        .to_string(),
+        Format::JsonSchema(schema) => {
+            text::example_for_schema(schema, &text::salient_name(&ask.prompt.last_user)).to_string()
+        }
+    };
+    let wanted_reasoning = if ask.model.reasoning {
+        text::hidden_reasoning_tokens(ask.effort.unwrap_or("medium"), seed)
+    } else {
+        0
+    };
+    let max = ask.max_tokens.unwrap_or(u32::MAX);
+    let reasoning_tokens = wanted_reasoning.min(max);
+    let (visible, truncated) = text::truncate_tokens(&full, max - reasoning_tokens);
+    let truncated = truncated || wanted_reasoning > max;
+    Generated {
+        text: visible.to_string(),
+        truncated,
+        reasoning_tokens,
+        text_tokens: text::count_tokens(visible),
+    }
+}
+
+fn positive_u32(body: &Value, field: &str) -> Result<Option<u32>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .map(|n| Some(n.min(u64::from(u32::MAX)) as u32))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "Invalid '{field}': expected an integer of at least 1."
+                ))
+            }),
+    }
+}
+
+fn require_chat_model(model: &Model) -> Result<(), ApiError> {
+    match model.kind {
+        ModelKind::Chat => Ok(()),
+        ModelKind::Embedding => Err(ApiError::BadRequest(format!(
+            "The model `{}` is an embedding model and cannot generate text.",
+            model.id
+        ))),
+    }
+}
+
+fn check_effort(model: &Model, effort: Option<&str>) -> Result<(), ApiError> {
+    match effort {
+        Some(_) if !model.reasoning => Err(ApiError::BadRequest(format!(
+            "Unsupported parameter: 'reasoning_effort' is not supported with this model ({}).",
+            model.id
+        ))),
+        Some(e) if !["none", "minimal", "low", "medium", "high"].contains(&e) => {
+            Err(ApiError::BadRequest(format!(
+                "Invalid value: '{e}'. Supported values are: 'minimal', 'low', 'medium', and 'high'."
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn chat_prompt(body: &Value) -> Result<Prompt, ApiError> {
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("Missing required parameter: 'messages'.".into()))?;
+    let mut prompt = Prompt::default();
+    for message in messages {
+        prompt.add_message();
+        let text = prompt.add_content(&message["content"]);
+        if message["role"] == "user" {
+            prompt.last_user = text;
+        }
+    }
+    if let Some(tools) = body.get("tools") {
+        prompt.add_text(&tools.to_string());
+    }
+    Ok(prompt)
+}
+
+/// Chat usage as OpenAI reports it; typed because this is the hot path.
+#[derive(Serialize)]
+struct ChatUsage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    total_tokens: u32,
+    prompt_tokens_details: PromptDetails,
+    completion_tokens_details: CompletionDetails,
+}
+
+#[derive(Serialize)]
+struct PromptDetails {
+    cached_tokens: u32,
+    audio_tokens: u32,
+}
+
+#[derive(Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u32,
+    audio_tokens: u32,
+    accepted_prediction_tokens: u32,
+    rejected_prediction_tokens: u32,
+}
+
+fn chat_usage(prompt_tokens: u32, answers: &[Generated]) -> ChatUsage {
+    let completion_tokens: u32 = answers.iter().map(Generated::completion_tokens).sum();
+    ChatUsage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+        prompt_tokens_details: PromptDetails {
+            cached_tokens: 0,
+            audio_tokens: 0,
+        },
+        completion_tokens_details: CompletionDetails {
+            reasoning_tokens: answers.iter().map(|g| g.reasoning_tokens).sum(),
+            audio_tokens: 0,
+            accepted_prediction_tokens: 0,
+            rejected_prediction_tokens: 0,
+        },
+    }
+}
+
+#[derive(Serialize)]
+struct ChatCompletion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: Vec<ChatChoice<'a>>,
+    usage: ChatUsage,
+    service_tier: &'static str,
+    system_fingerprint: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChatChoice<'a> {
+    index: usize,
+    message: ChatMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    refusal: Option<()>,
+    annotations: [(); 0],
+}
+
+fn finish_reason(g: &Generated) -> &'static str {
+    if g.truncated { "length" } else { "stop" }
+}
+
+impl OpenAiApi {
+    fn chat(&self, req: &EmuRequest, cx: &Cx) -> Result<Reply, ApiError> {
+        let body = parse_json(req)?;
+        let model = self.model(&body)?;
+        require_chat_model(model)?;
+        let prompt = chat_prompt(&body)?;
+        if model.reasoning && body.get("max_tokens").is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::BadRequest(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.".into(),
+            ));
+        }
+        let max_tokens = match positive_u32(&body, "max_completion_tokens")? {
+            Some(n) => Some(n),
+            None => positive_u32(&body, "max_tokens")?,
+        };
+        let n = positive_u32(&body, "n")?.unwrap_or(1);
+        if u64::from(n) > MAX_CHOICES {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid 'n': integer above maximum value. Expected a value <= {MAX_CHOICES}, but got {n} instead."
+            )));
+        }
+        let effort = body.get("reasoning_effort").and_then(Value::as_str);
+        check_effort(model, effort)?;
+        let format = chat_format(&body);
+        let ask = Ask {
+            model,
+            prompt: &prompt,
+            seed: text::seed_of_request(&body),
+            max_tokens,
+            effort,
+            format: &format,
+        };
+        let answers: Vec<Generated> = (0..u64::from(n)).map(|i| generate(&ask, i)).collect();
+        let id = cx.ids.next("chatcmpl-", 29);
+        if body["stream"] == true {
+            let include_usage = body["stream_options"]["include_usage"] == true;
+            Ok(Reply::Sse(chat_stream(
+                &id,
+                cx.now,
+                model,
+                prompt.tokens(),
+                &answers,
+                include_usage,
+            )))
+        } else {
+            Ok(Reply::Json(chat_completion(
+                &id,
+                cx.now,
+                model,
+                prompt.tokens(),
+                &answers,
+            )))
+        }
+    }
+}
+
+fn chat_completion(
+    id: &str,
+    created: i64,
+    model: &Model,
+    prompt_tokens: u32,
+    answers: &[Generated],
+) -> Vec<u8> {
+    let completion = ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model: &model.served_as,
+        choices: answers
+            .iter()
+            .enumerate()
+            .map(|(index, g)| ChatChoice {
+                index,
+                message: ChatMessage {
+                    role: "assistant",
+                    content: &g.text,
+                    refusal: None,
+                    annotations: [],
+                },
+                logprobs: None,
+                finish_reason: finish_reason(g),
+            })
+            .collect(),
+        usage: chat_usage(prompt_tokens, answers),
+        service_tier: "default",
+        system_fingerprint: SYSTEM_FINGERPRINT,
+    };
+    serde_json::to_vec(&completion).unwrap_or_default()
+}
+
+fn chat_stream(
+    id: &str,
+    created: i64,
+    model: &Model,
+    prompt_tokens: u32,
+    answers: &[Generated],
+    include_usage: bool,
+) -> Vec<SseEvent> {
+    let chunk = |choices: Value, usage: Option<Value>| {
+        let mut v = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created,
+            "model": model.served_as, "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT, "choices": choices,
+        });
+        if include_usage {
+            v["usage"] = usage.unwrap_or(Value::Null);
+        }
+        v
+    };
+    let mut events = Vec::new();
+    for (index, answer) in answers.iter().enumerate() {
+        let delta = |delta: Value, finish: Option<&str>| json!([{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        events.push(SseEvent::data(
+            &chunk(
+                delta(
+                    json!({"role": "assistant", "content": "", "refusal": null}),
+                    None,
+                ),
+                None,
+            ),
+            0,
+        ));
+        for piece in text::token_pieces(&answer.text) {
+            events.push(SseEvent::data(
+                &chunk(delta(json!({"content": piece}), None), None),
+                1,
+            ));
+        }
+        events.push(SseEvent::data(
+            &chunk(delta(json!({}), Some(finish_reason(answer))), None),
+            0,
+        ));
+    }
+    if include_usage {
+        let usage = serde_json::to_value(chat_usage(prompt_tokens, answers)).unwrap_or_default();
+        events.push(SseEvent::data(&chunk(json!([]), Some(usage)), 0));
+    }
+    events.push(SseEvent::raw("data: [DONE]\n\n"));
+    events
+}
+
+fn responses_prompt(body: &Value) -> Result<Prompt, ApiError> {
+    let mut prompt = Prompt::default();
+    if let Some(instructions) = body.get("instructions").and_then(Value::as_str) {
+        prompt.add_message();
+        prompt.add_text(instructions);
+    }
+    match body.get("input") {
+        Some(Value::String(s)) => {
+            prompt.add_message();
+            prompt.add_text(s);
+            prompt.last_user = s.clone();
+        }
+        Some(Value::Array(items)) if !items.is_empty() => {
+            for item in items {
+                prompt.add_message();
+                let text = prompt.add_content(item.get("content").unwrap_or(item));
+                if item["role"] == "user" {
+                    prompt.last_user = text;
+                }
+            }
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "Missing required parameter: 'input'.".into(),
+            ));
+        }
+    }
+    if let Some(tools) = body.get("tools") {
+        prompt.add_text(&tools.to_string());
+    }
+    Ok(prompt)
+}
+
+/// The pieces of a Responses API answer that its events and final object share.
+struct ResponseParts<'a> {
+    id: String,
+    message_id: String,
+    reasoning_id: Option<String>,
+    created: i64,
+    model: &'a Model,
+    body: &'a Value,
+    prompt_tokens: u32,
+    answer: Generated,
+}
+
+impl ResponseParts<'_> {
+    fn message_item(&self, status: &str, text: Option<&str>) -> Value {
+        let content = match text {
+            Some(t) => {
+                json!([{"type": "output_text", "text": t, "annotations": [], "logprobs": []}])
+            }
+            None => json!([]),
+        };
+        json!({"id": self.message_id, "type": "message", "status": status, "role": "assistant", "content": content})
+    }
+
+    fn reasoning_item(&self) -> Option<Value> {
+        self.reasoning_id
+            .as_ref()
+            .map(|id| json!({"id": id, "type": "reasoning", "summary": []}))
+    }
+
+    fn message_index(&self) -> usize {
+        usize::from(self.reasoning_id.is_some())
+    }
+
+    fn usage(&self) -> Value {
+        let output = self.answer.completion_tokens();
+        json!({
+            "input_tokens": self.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": self.answer.reasoning_tokens},
+            "total_tokens": self.prompt_tokens + output,
+        })
+    }
+
+    fn status(&self) -> &'static str {
+        if self.answer.truncated {
+            "incomplete"
+        } else {
+            "completed"
+        }
+    }
+
+    /// The response object; `done` false gives the early in-progress form used by stream events.
+    fn object(&self, done: bool) -> Value {
+        let output: Vec<Value> = if done {
+            self.reasoning_item()
+                .into_iter()
+                .chain(std::iter::once(
+                    self.message_item("completed", Some(&self.answer.text)),
+                ))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let effort = self.body["reasoning"]["effort"].clone();
+        json!({
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created,
+            "status": if done { self.status() } else { "in_progress" },
+            "error": null,
+            "incomplete_details": if done && self.answer.truncated { json!({"reason": "max_output_tokens"}) } else { Value::Null },
+            "instructions": self.body.get("instructions").cloned().unwrap_or(Value::Null),
+            "max_output_tokens": self.body.get("max_output_tokens").cloned().unwrap_or(Value::Null),
+            "model": self.model.served_as,
+            "output": output,
+            "parallel_tool_calls": true,
+            "previous_response_id": null,
+            "reasoning": {"effort": if self.model.reasoning { effort } else { Value::Null }, "summary": null},
+            "store": true,
+            "temperature": 1.0,
+            "text": {"format": self.body["text"]["format"].as_object().map_or(json!({"type": "text"}), |f| Value::Object(f.clone()))},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "usage": if done { self.usage() } else { Value::Null },
+            "user": null,
+            "metadata": {},
+        })
+    }
+}
+
+impl OpenAiApi {
+    fn responses(&self, req: &EmuRequest, cx: &Cx) -> Result<Reply, ApiError> {
+        let body = parse_json(req)?;
+        let model = self.model(&body)?;
+        require_chat_model(model)?;
+        let prompt = responses_prompt(&body)?;
+        let effort = body["reasoning"]["effort"].as_str();
+        if effort.is_some() && !model.reasoning {
+            return Err(ApiError::BadRequest(format!(
+                "Unsupported parameter: 'reasoning.effort' is not supported with this model ({}).",
+                model.id
+            )));
+        }
+        let format = responses_format(&body);
+        let ask = Ask {
+            model,
+            prompt: &prompt,
+            seed: text::seed_of_request(&body),
+            max_tokens: positive_u32(&body, "max_output_tokens")?,
+            effort,
+            format: &format,
+        };
+        let parts = ResponseParts {
+            id: cx.ids.next("resp_", 48),
+            message_id: cx.ids.next("msg_", 48),
+            reasoning_id: model.reasoning.then(|| cx.ids.next("rs_", 48)),
+            created: cx.now,
+            model,
+            body: &body,
+            prompt_tokens: prompt.tokens(),
+            answer: generate(&ask, 0),
+        };
+        if body["stream"] == true {
+            Ok(Reply::Sse(responses_stream(&parts)))
+        } else {
+            Ok(Reply::Json(json_bytes(&parts.object(true))))
+        }
+    }
+}
+
+/// Collects Responses API events, numbering them as it goes.
+struct EventLog {
+    events: Vec<SseEvent>,
+}
+
+impl EventLog {
+    fn push(&mut self, name: &str, mut data: Value, tokens: u32) {
+        data["type"] = Value::from(name);
+        data["sequence_number"] = Value::from(self.events.len());
+        self.events.push(SseEvent::named(name, &data, tokens));
+    }
+}
+
+fn responses_stream(parts: &ResponseParts) -> Vec<SseEvent> {
+    let mut log = EventLog { events: Vec::new() };
+    log.push(
+        "response.created",
+        json!({"response": parts.object(false)}),
+        0,
+    );
+    log.push(
+        "response.in_progress",
+        json!({"response": parts.object(false)}),
+        0,
+    );
+    if let Some(item) = parts.reasoning_item() {
+        log.push(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": item}),
+            0,
+        );
+        log.push(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": item}),
+            parts.answer.reasoning_tokens,
+        );
+    }
+    let index = parts.message_index();
+    let item_id = &parts.message_id;
+    log.push(
+        "response.output_item.added",
+        json!({"output_index": index, "item": parts.message_item("in_progress", None)}),
+        0,
+    );
+    let empty_part = json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []});
+    log.push(
+        "response.content_part.added",
+        json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": empty_part}),
+        0,
+    );
+    for piece in text::token_pieces(&parts.answer.text) {
+        log.push(
+            "response.output_text.delta",
+            json!({"item_id": item_id, "output_index": index, "content_index": 0, "delta": piece, "logprobs": []}),
+            1,
+        );
+    }
+    let text = &parts.answer.text;
+    log.push("response.output_text.done", json!({"item_id": item_id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}), 0);
+    let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+    log.push(
+        "response.content_part.done",
+        json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": part}),
+        0,
+    );
+    log.push(
+        "response.output_item.done",
+        json!({"output_index": index, "item": parts.message_item("completed", Some(text))}),
+        0,
+    );
+    let last = if parts.answer.truncated {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    log.push(last, json!({"response": parts.object(true)}), 0);
+    log.events
+}
+
+/// The native vector size of an OpenAI embedding model.
+fn native_dimensions(model: &Model) -> usize {
+    if model.id.contains("large") {
+        3072
+    } else {
+        1536
+    }
+}
+
+/// The texts an embeddings request asks for (token-id arrays are embedded by their JSON).
+fn embedding_inputs(input: &Value) -> Result<Vec<(String, u32)>, ApiError> {
+    let bad = || {
+        ApiError::BadRequest(
+            "'input' must be a non-empty string or array of strings or token arrays.".into(),
+        )
+    };
+    let one = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => Ok((s.clone(), text::count_tokens(s).max(1))),
+        Value::Array(ids) if !ids.is_empty() && ids.iter().all(Value::is_u64) => {
+            Ok((v.to_string(), ids.len() as u32))
+        }
+        _ => Err(bad()),
+    };
+    match input {
+        Value::Array(items) if items.iter().all(Value::is_u64) => Ok(vec![one(input)?]),
+        Value::Array(items) if !items.is_empty() => items.iter().map(one).collect(),
+        Value::String(_) => Ok(vec![one(input)?]),
+        _ => Err(bad()),
+    }
+}
+
+impl OpenAiApi {
+    fn embeddings(&self, req: &EmuRequest) -> Result<Reply, ApiError> {
+        let body = parse_json(req)?;
+        let model = self.model(&body)?;
+        if model.kind != ModelKind::Embedding {
+            return Err(ApiError::BadRequest(format!(
+                "The model `{}` does not support embeddings.",
+                model.id
+            )));
+        }
+        let inputs = embedding_inputs(&body["input"])?;
+        let native = native_dimensions(model);
+        let dims = match positive_u32(&body, "dimensions")? {
+            Some(d) if d as usize > native => {
+                return Err(ApiError::BadRequest(format!(
+                    "This model's maximum dimensions is {native}; {d} was requested."
+                )));
+            }
+            Some(d) => d as usize,
+            None => native,
+        };
+        let base64 = match body["encoding_format"].as_str() {
+            None | Some("float") => false,
+            Some("base64") => true,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid value for 'encoding_format': '{other}'. Use 'float' or 'base64'."
+                )));
+            }
+        };
+        let data: Vec<Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, (input, _))| {
+                let vector = super::embedding(input, dims);
+                json!({"object": "embedding", "index": i, "embedding": encode_vector(&vector, base64)})
+            })
+            .collect();
+        let tokens: u32 = inputs.iter().map(|(_, t)| t).sum();
+        Ok(Reply::Json(json_bytes(&json!({
+            "object": "list",
+            "data": data,
+            "model": model.served_as,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }))))
+    }
+}
+
+/// A vector as JSON floats, or as base64 of little-endian `f32`s (what the SDK asks for).
+fn encode_vector(vector: &[f32], base64: bool) -> Value {
+    if base64 {
+        let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        Value::Array(vector.iter().map(|x| Value::from(f64::from(*x))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn masks_keys_like_openai() {
+        let key = "sk-PMafPaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaE873";
+        let masked = mask_key(key);
+        assert!(masked.starts_with("sk-PMafP") && masked.ends_with("E873"));
+        assert_eq!(masked.matches('*').count(), key.len() - 12);
+    }
+
+    #[test]
+    fn embedding_inputs_accept_every_form() {
+        assert_eq!(embedding_inputs(&json!("a b")).unwrap().len(), 1);
+        assert_eq!(embedding_inputs(&json!(["a", "b"])).unwrap().len(), 2);
+        assert_eq!(embedding_inputs(&json!([1, 2, 3])).unwrap()[0].1, 3);
+        assert_eq!(embedding_inputs(&json!([[1, 2], [3]])).unwrap().len(), 2);
+        assert!(embedding_inputs(&json!([])).is_err());
+        assert!(embedding_inputs(&json!("")).is_err());
+    }
+}
