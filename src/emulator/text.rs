@@ -145,11 +145,15 @@ pub fn seed_of_request(body: &Value) -> u64 {
     let Some(map) = body.as_object() else {
         return seed_of(body.to_string().as_bytes());
     };
-    map.iter()
+    // Keys in sorted order, so the same request hashes alike however its JSON was laid out.
+    let mut fields: Vec<(&String, &Value)> = map
+        .iter()
         .filter(|(k, _)| *k != "stream" && *k != "stream_options")
-        .fold(FNV_OFFSET, |hash, (k, v)| {
-            fnv_extend(fnv_extend(hash, k.as_bytes()), v.to_string().as_bytes())
-        })
+        .collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    fields.into_iter().fold(FNV_OFFSET, |hash, (k, v)| {
+        fnv_extend(fnv_extend(hash, k.as_bytes()), v.to_string().as_bytes())
+    })
 }
 
 /// SplitMix64: small, fast and deterministic; enough for picking sentences and vectors.
