@@ -56,6 +56,7 @@ impl Application {
         let hosts = HostPolicy::new(config.listen, port);
         let hub = Hub::open(config)?;
         hub.set_local_port(port);
+        hub.gateway().start_recorder(&hub);
         let state = hub.clone();
         let emulator = Arc::new(Emulator::new(EmulatorOptions::default()));
         let server =

@@ -10,6 +10,7 @@ pub mod hub;
 pub mod ledger;
 pub mod money;
 pub mod providers;
+pub mod proxy;
 pub mod run;
 pub mod store;
 pub mod telemetry;

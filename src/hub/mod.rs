@@ -1,5 +1,6 @@
 //! The Hub's services: what pages, the API and the gateway ask for, independent of HTTP.
 
+pub mod apps;
 mod auth;
 pub mod connections;
 mod error;
@@ -33,6 +34,7 @@ struct Inner {
     credits: Credits,
     http: reqwest::Client,
     local_port: OnceLock<u16>,
+    gateway: crate::proxy::GatewayState,
 }
 
 impl Hub {
@@ -54,6 +56,7 @@ impl Hub {
                 credits,
                 http,
                 local_port: OnceLock::new(),
+                gateway: crate::proxy::GatewayState::default(),
             }),
         };
         hub.headless_unlock()?;
@@ -87,6 +90,16 @@ impl Hub {
         self.inner.local_port.get().copied()
     }
 
+    /// The gateway's caches, limits and usage writer.
+    pub fn gateway(&self) -> &crate::proxy::GatewayState {
+        &self.inner.gateway
+    }
+
+    /// Drops cached app keys and connection targets after a change.
+    pub fn invalidate_gateway(&self) {
+        self.inner.gateway.invalidate();
+    }
+
     /// The credit balance and open holds.
     pub fn credits(&self) -> &Credits {
         &self.inner.credits
@@ -112,6 +125,7 @@ impl Hub {
 
     fn set_vault(&self, vault: Option<Arc<UnlockedVault>>) {
         *self.inner.vault.write().unwrap_or_else(|p| p.into_inner()) = vault;
+        self.invalidate_gateway();
     }
 }
 

@@ -2,12 +2,14 @@
 //! middleware. The only module that knows about actix-web.
 
 pub mod api;
+pub mod apps;
 pub mod assets;
 pub mod auth;
 pub mod connections;
 pub mod emulator;
 pub mod errors;
 pub mod pages;
+pub mod proxy;
 pub mod security;
 
 use actix_web::http::StatusCode;
@@ -50,7 +52,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/connections/{id}/verify",
                     web::post().to(connections::api_verify),
-                ),
+                )
+                .route("/apps", web::get().to(apps::api_list))
+                .route("/apps", web::post().to(apps::api_create))
+                .route("/apps/{id}", web::get().to(apps::api_get))
+                .route("/apps/{id}", web::patch().to(apps::api_update))
+                .route("/apps/{id}", web::delete().to(apps::api_delete))
+                .route("/apps/{id}/rotate-key", web::post().to(apps::api_rotate)),
         )
         .route("/", web::get().to(pages::index))
         .route("/setup", web::get().to(pages::setup_form))
@@ -84,6 +92,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/connectors/{id}/delete",
             web::post().to(connections::delete),
         )
+        .route("/apps", web::get().to(apps::apps))
+        .route("/apps", web::post().to(apps::create))
+        .route("/apps/{id}", web::post().to(apps::save))
+        .route("/apps/{id}/rotate-key", web::post().to(apps::rotate))
+        .route("/apps/{id}/delete", web::post().to(apps::delete))
         .route("/settings", web::get().to(pages::settings))
         .route(
             "/settings/passphrase",
@@ -110,6 +123,7 @@ pub fn app(
         .app_data(web::Data::new(hosts))
         .configure(routes)
         .configure(|cfg| emulator::mount(cfg, emulator))
+        .configure(proxy::mount)
         .default_service(web::to(errors::not_found))
         .wrap(from_fn(security::baseline))
         .wrap(from_fn(security::access_log))

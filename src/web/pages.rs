@@ -26,6 +26,7 @@ impl Layout {
     pub fn nav(&self) -> &'static [(&'static str, &'static str, &'static str)] {
         &[
             ("connectors", "/connectors", "Connectors"),
+            ("apps", "/apps", "Apps"),
             ("settings", "/settings", "Settings"),
         ]
     }

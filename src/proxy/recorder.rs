@@ -1,0 +1,98 @@
+//! Writes usage records in batches: every waiting record goes into one transaction, and
+//! each caller learns when its record is durable. Credits and budgets are settled only
+//! after the commit, so the balance in memory always equals the ledger's sum.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::limits::BudgetHold;
+use crate::hub::Hub;
+use crate::ledger::{Hold, NewUsage};
+
+const MAX_BATCH: usize = 512;
+
+/// One record to write, with the holds it settles.
+pub struct Job {
+    pub usage: NewUsage,
+    pub hold: Option<Hold>,
+    pub budget: Option<BudgetHold>,
+    pub done: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl Recorder {
+    /// Starts the writer task on the current runtime.
+    pub fn start(hub: Hub) -> Recorder {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(hub, rx));
+        Recorder { tx }
+    }
+
+    /// Queues a record and waits until it is committed (or the writer gave up on it).
+    pub async fn record(&self, job: Job) {
+        let (done, wait) = oneshot::channel();
+        let job = Job {
+            done: Some(done),
+            ..job
+        };
+        if self.tx.send(job).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Queues a record without waiting (for paths that cannot wait, like a dropped stream).
+    pub fn record_later(&self, job: Job) {
+        let _ = self.tx.send(job);
+    }
+}
+
+async fn run(hub: Hub, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        write_batch(&hub, batch).await;
+    }
+}
+
+async fn write_batch(hub: &Hub, batch: Vec<Job>) {
+    let records: Vec<NewUsage> = batch.iter().map(|j| j.usage.clone()).collect();
+    let store = hub.store().clone();
+    let committed = tokio::task::spawn_blocking(move || store.insert_usage_batch(&records))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let ok = match committed {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, records = batch.len(), "usage records could not be written");
+            false
+        }
+    };
+    for job in batch {
+        let charge = if ok {
+            job.usage.charge()
+        } else {
+            crate::money::MicroUsd::ZERO
+        };
+        hub.credits().settle(job.hold, charge);
+        if let Some(app) = &job.usage.app_id {
+            let cost = if ok {
+                job.usage.cost.unwrap_or_default()
+            } else {
+                crate::money::MicroUsd::ZERO
+            };
+            hub.gateway().budgets.settle(app, job.budget, cost);
+        }
+        if let Some(done) = job.done {
+            let _ = done.send(());
+        }
+    }
+}
