@@ -99,6 +99,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/apps/{id}/delete", web::post().to(apps::delete))
         .route("/settings", web::get().to(pages::settings))
         .route(
+            "/settings/platform-key/{provider}",
+            web::post().to(pages::save_platform_key),
+        )
+        .route(
+            "/settings/platform-key/{provider}/remove",
+            web::post().to(pages::remove_platform_key),
+        )
+        .route(
             "/settings/passphrase",
             web::post().to(pages::change_passphrase),
         );

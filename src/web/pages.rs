@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::auth::{PageSession, cleared_cookie, session_cookie};
 use super::errors::PageError;
 use crate::hub::{Hub, HubError, MIN_PASSPHRASE_LEN};
+use crate::providers::Provider;
 
 /// What the shared layout (`base.html`) needs.
 pub struct Layout {
@@ -253,25 +254,155 @@ pub async fn lock(
         .finish())
 }
 
+/// A managed connector's platform key as Settings shows it.
+struct PlatformKey {
+    provider: Provider,
+    hint: Option<String>,
+    /// Set by `WORKSHOP_HUB_MANAGED_*_KEY`: the page cannot change it.
+    from_env: bool,
+    format: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage<'a> {
     l: Layout,
     error: Option<&'a str>,
+    key_error: Option<(Provider, String)>,
+    notice: Option<&'static str>,
     min_len: usize,
     data_dir: String,
+    platform_keys: Vec<PlatformKey>,
+}
+
+impl SettingsPage<'_> {
+    fn key_error_for(&self, p: &Provider) -> Option<&str> {
+        match &self.key_error {
+            Some((q, e)) if q == p => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn platform_keys(hub: &Hub) -> Result<Vec<PlatformKey>, HubError> {
+    let connections = hub.list_connections()?;
+    Ok(Provider::ALL
+        .iter()
+        .map(|&p| {
+            let managed = connections
+                .iter()
+                .find(|c| c.provider == p && c.is_managed());
+            PlatformKey {
+                provider: p,
+                hint: managed.and_then(|c| c.key_hint.clone()),
+                from_env: hub.config().managed_keys.for_provider(p).is_some(),
+                format: crate::providers::api(p).key_format().described,
+            }
+        })
+        .collect())
+}
+
+async fn settings_page(
+    hub: &web::Data<Hub>,
+    session: &PageSession,
+    status: actix_web::http::StatusCode,
+    error: Option<&str>,
+    key_error: Option<(Provider, String)>,
+    notice: Option<&'static str>,
+) -> Result<HttpResponse, PageError> {
+    let h = hub.clone();
+    let keys = blocking(move || platform_keys(&h)).await?;
+    render(
+        status,
+        &SettingsPage {
+            l: Layout::new(hub, session, "settings"),
+            error,
+            key_error,
+            notice,
+            min_len: MIN_PASSPHRASE_LEN,
+            data_dir: hub.config().data_dir.display().to_string(),
+            platform_keys: keys,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SettingsQuery {
+    notice: Option<String>,
 }
 
 pub async fn settings(
     hub: web::Data<Hub>,
     session: PageSession,
+    query: web::Query<SettingsQuery>,
 ) -> Result<HttpResponse, PageError> {
-    ok(&SettingsPage {
-        l: Layout::new(&hub, &session, "settings"),
-        error: None,
-        min_len: MIN_PASSPHRASE_LEN,
-        data_dir: hub.config().data_dir.display().to_string(),
-    })
+    let notice = match query.notice.as_deref() {
+        Some("key-saved") => Some(
+            "Platform key saved. The managed connector now calls the provider and bills your credits.",
+        ),
+        Some("key-removed") => Some(
+            "Platform key removed. The managed connector answers from the built-in emulator again.",
+        ),
+        _ => None,
+    };
+    settings_page(
+        &hub,
+        &session,
+        actix_web::http::StatusCode::OK,
+        None,
+        None,
+        notice,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct PlatformKeyForm {
+    csrf: String,
+    api_key: SecretString,
+}
+
+/// Seals a platform key for a managed connector in the vault.
+pub async fn save_platform_key(
+    hub: web::Data<Hub>,
+    session: PageSession,
+    provider: web::Path<String>,
+    form: web::Form<PlatformKeyForm>,
+) -> Result<HttpResponse, PageError> {
+    let PlatformKeyForm { csrf, api_key } = form.into_inner();
+    check_csrf(&session, &csrf)?;
+    let provider = crate::hub::connections::parse_provider(&provider)?;
+    let h = hub.clone();
+    let id = crate::hub::connections::managed_id(provider);
+    match blocking(move || h.rotate_connection_key(&id, &api_key)).await {
+        Ok(_) => Ok(redirect("/settings?notice=key-saved")),
+        Err(e) => {
+            let (status, _) = super::errors::classify(&e);
+            let message = e.to_string();
+            settings_page(
+                &hub,
+                &session,
+                status,
+                None,
+                Some((provider, message)),
+                None,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn remove_platform_key(
+    hub: web::Data<Hub>,
+    session: PageSession,
+    provider: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    check_csrf(&session, form.token())?;
+    let provider = crate::hub::connections::parse_provider(&provider)?;
+    let h = hub.clone();
+    blocking(move || h.clear_platform_key(provider)).await?;
+    Ok(redirect("/settings?notice=key-removed"))
 }
 
 #[derive(Deserialize)]
@@ -302,15 +433,7 @@ pub async fn change_passphrase(
             .finish()),
         Err(e) => {
             let (status, _) = super::errors::classify(&e);
-            render(
-                status,
-                &SettingsPage {
-                    l: Layout::new(&hub, &session, "settings"),
-                    error: Some(&e.to_string()),
-                    min_len: MIN_PASSPHRASE_LEN,
-                    data_dir: hub.config().data_dir.display().to_string(),
-                },
-            )
+            settings_page(&hub, &session, status, Some(&e.to_string()), None, None).await
         }
     }
 }
