@@ -268,11 +268,18 @@ fn invalid_key_details() -> Value {
     ])
 }
 
+/// Quota details: a rate limit names a per-minute quota and says when to retry; an
+/// exhausted quota names the daily one and has no retry hint.
 fn quota_details(retry_delay: Option<&str>) -> Value {
+    let quota_id = if retry_delay.is_some() {
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+    } else {
+        "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+    };
     let mut details = vec![
         json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure",
                "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                               "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                               "quotaId": quota_id,
                                "quotaDimensions": {"location": "global"}, "quotaValue": "10"}]}),
         json!({"@type": "type.googleapis.com/google.rpc.Help",
                "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}),
