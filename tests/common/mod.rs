@@ -239,3 +239,54 @@ pub async fn set_up(hub: &TestHub) -> String {
     assert_eq!(res.status(), 201, "setup failed");
     format!("whub_session={}", session_cookie(&res).expect("cookie"))
 }
+
+/// A standalone `workshop-hub emulator` on a free port, stopped on drop.
+pub struct Emulator {
+    child: Child,
+    pub base: String,
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let mut child = Command::new(bin())
+            .args(["emulator", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the emulator");
+        let port = read_port(&mut child, &Arc::new(Mutex::new(String::new())));
+        Emulator {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// What the emulator received, as recorded by `/__emulator/received`.
+    pub async fn received(&self) -> serde_json::Value {
+        client()
+            .get(format!("{}/__emulator/received", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn received_count(&self, path: &str) -> usize {
+        self.received()
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"] == path)
+            .count()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
