@@ -1,5 +1,6 @@
 //! Black-box tests of the foundation: start-up, sign-in, lock, passphrase change and the
 //! security baseline, against the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

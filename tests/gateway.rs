@@ -1,5 +1,6 @@
 //! Black-box tests of the gateway: durability of usage records, cut and abandoned streams,
 //! upstream failures and retries, and credit holds under concurrency.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -328,7 +329,7 @@ async fn concurrent_holds_never_spend_credits_the_hub_does_not_have() {
         }
     }
     assert_eq!(ok + refused, 50);
-    assert!(ok <= 9 && ok >= 1, "at most what $5.00 covers ran: {ok}");
+    assert!((1..=9).contains(&ok), "at most what $5.00 covers ran: {ok}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let records = gw.records();
     let charged: i64 = records.iter().filter_map(|r| r["cost"].as_i64()).sum();
