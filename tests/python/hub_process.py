@@ -129,6 +129,8 @@ class HubProcess:
 
     def call(self, method, path, body=None, expect=None):
         kw = {"json": body} if body is not None else {}
+        if method != "GET":
+            kw["headers"] = {"content-type": "application/json"}
         r = self.api.request(method, path, **kw)
         if expect is not None:
             assert r.status_code == expect, (method, path, r.status_code, r.text)
