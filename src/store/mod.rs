@@ -2,6 +2,7 @@
 //! append-only migrations, and file modes that keep the data to its owner.
 
 mod migrations;
+mod reports;
 mod usage;
 mod vault;
 
@@ -13,6 +14,9 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use migrations::SCHEMA_VERSION;
+pub use reports::{
+    ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate, UsageRow,
+};
 
 pub const DB_FILE: &str = "hub.db";
 
