@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use super::{Hub, HubError};
 use crate::money::MicroUsd;
-use crate::store::LedgerEntry;
 
 /// The most one top-up may add: $10,000.
 pub const MAX_TOP_UP: MicroUsd = MicroUsd(10_000 * 1_000_000);
@@ -43,11 +42,6 @@ impl Hub {
         self.store().append_ledger("topup", amount, note)?;
         self.credits().credit(amount);
         Ok(self.credits().balance())
-    }
-
-    /// Ledger lines newest first, older than `before` when given.
-    pub fn ledger(&self, before: Option<i64>, limit: usize) -> Result<Vec<LedgerEntry>, HubError> {
-        Ok(self.store().ledger_page(before, limit)?)
     }
 }
 

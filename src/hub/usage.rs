@@ -1,13 +1,16 @@
 //! Usage reports: aggregates over whole UTC days, recent requests with cursor paging, the
 //! CSV export, an app's spend this month (for budgets) and which connections reach a model.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use chrono::{Datelike, Days, NaiveDate, Utc};
 
 use super::{Hub, HubError};
 use crate::catalog::Model;
-use crate::store::{ConnectionReach, DayRange, GroupBy, MonthSpend, UsageAggregate, UsageRow};
+use crate::store::{
+    ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate, UsageRow,
+};
 
 /// The longest range the usage reports accept, in days.
 pub const MAX_RANGE_DAYS: u64 = 3660;
@@ -129,15 +132,26 @@ impl Hub {
 
     fn usage_page(&self, before: Option<i64>, limit: usize) -> Result<UsagePage, HubError> {
         // One row more than asked tells whether another page exists.
-        let mut rows = self.store().usage_page(before, limit + 1)?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next_cursor = if more {
-            rows.last().map(|r| r.id)
-        } else {
-            None
-        };
+        let rows = self.store().usage_page(before, limit + 1)?;
+        let (rows, next_cursor) = split_page(rows, limit, |r| r.id);
         Ok(UsagePage { rows, next_cursor })
+    }
+
+    /// Ledger lines newest first, `limit` (at most [`MAX_PAGE`]) after the `before` cursor,
+    /// and the cursor for the next page.
+    pub fn ledger_history(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<(Vec<LedgerEntry>, Option<i64>), HubError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let rows = self.store().ledger_page(before, limit + 1)?;
+        Ok(split_page(rows, limit, |e| e.id))
+    }
+
+    /// App names by id, for labelling usage rows.
+    pub fn app_names(&self) -> Result<HashMap<String, String>, HubError> {
+        Ok(self.store().app_names()?)
     }
 
     /// The next chunk of the CSV export (no header), newest rows first, and the cursor for
@@ -194,6 +208,15 @@ impl Hub {
             }),
         }
     }
+}
+
+/// Cuts a list fetched with one extra row down to `limit`; the cursor is the last kept
+/// row's id when the extra row showed that more exist.
+fn split_page<T>(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(id) } else { None };
+    (rows, next)
 }
 
 /// One usage row as a CSV line, columns as in [`CSV_HEADER`], numbers exact.

@@ -2,6 +2,8 @@
 //! recent usage rows with cursor paging, month spend for budgets, and which connections
 //! can reach a provider's models.
 
+use std::collections::HashMap;
+
 use rusqlite::{Row, params};
 
 use super::{Result, Store};
@@ -247,6 +249,14 @@ impl Store {
             })
         })?;
         Ok(spend)
+    }
+
+    /// App names by id, for labelling usage.
+    pub fn app_names(&self) -> Result<HashMap<String, String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT id, name FROM apps")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Every connection with what decides which models it reaches.

@@ -6,8 +6,10 @@ pub mod assets;
 pub mod auth;
 pub mod emulator;
 pub mod errors;
+pub mod models;
 pub mod pages;
 pub mod security;
+pub mod usage;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
@@ -30,7 +32,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/session", web::post().to(api::create_session))
                 .route("/session", web::delete().to(api::end_session))
                 .route("/lock", web::post().to(api::lock))
-                .route("/passphrase", web::post().to(api::change_passphrase)),
+                .route("/passphrase", web::post().to(api::change_passphrase))
+                .route("/credits", web::get().to(usage::api::credits))
+                .route("/credits", web::post().to(usage::api::top_up))
+                .route("/credits/ledger", web::get().to(usage::api::ledger))
+                .route("/usage", web::get().to(usage::api::usage))
+                .route("/usage/requests", web::get().to(usage::api::requests))
+                .route("/usage.csv", web::get().to(usage::api::usage_csv))
+                .route("/models", web::get().to(models::list)),
         )
         .route("/", web::get().to(pages::index))
         .route("/setup", web::get().to(pages::setup_form))
@@ -38,6 +47,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/unlock", web::get().to(pages::unlock_form))
         .route("/unlock", web::post().to(pages::unlock_submit))
         .route("/lock", web::post().to(pages::lock))
+        .route("/models", web::get().to(models::page))
+        .route("/usage", web::get().to(usage::pages::usage))
+        .route("/usage/credits", web::post().to(usage::pages::add_credits))
         .route("/settings", web::get().to(pages::settings))
         .route(
             "/settings/passphrase",

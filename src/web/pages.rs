@@ -24,7 +24,11 @@ pub struct Layout {
 impl Layout {
     /// Sidebar entries as (key, href, label), only for pages that exist.
     pub fn nav(&self) -> &'static [(&'static str, &'static str, &'static str)] {
-        &[("settings", "/settings", "Settings")]
+        &[
+            ("models", "/models", "Models"),
+            ("usage", "/usage", "Usage & Billing"),
+            ("settings", "/settings", "Settings"),
+        ]
     }
 
     pub fn new(hub: &Hub, session: &PageSession, active: &'static str) -> Layout {
