@@ -223,9 +223,9 @@ fn split_page<T>(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> (Vec
 pub fn csv_line(r: &UsageRow) -> String {
     let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
     let mut line = String::with_capacity(160);
-    let _ = write!(
+    let _ = writeln!(
         line,
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
         r.id,
         csv_field(&r.started_at),
         csv_field(r.app_id.as_deref().unwrap_or("")),
@@ -293,6 +293,43 @@ mod tests {
         assert_eq!(parse_group_by(None).unwrap(), GroupBy::Day);
         assert_eq!(parse_group_by(Some("model")).unwrap(), GroupBy::Model);
         assert!(parse_group_by(Some("week")).is_err());
+    }
+
+    #[test]
+    fn csv_lines_carry_exact_numbers_under_the_header() {
+        use crate::money::MicroUsd;
+        let row = UsageRow {
+            id: 42,
+            started_at: "2025-03-02T09:00:00.000Z".into(),
+            app_id: Some("app-1".into()),
+            connection_id: None,
+            provider: "anthropic".into(),
+            model: Some("claude-sonnet-4-5".into()),
+            endpoint: "/v1/messages".into(),
+            streamed: true,
+            status: 200,
+            error_code: None,
+            input_tokens: 249,
+            cached_input_tokens: 1,
+            cache_write_tokens: 2,
+            output_tokens: 26,
+            reasoning_tokens: 3,
+            cost: Some(MicroUsd(1_137)),
+            billed_to: "credits".into(),
+            estimated: false,
+            latency_ms: 2_450,
+            ttfb_ms: None,
+        };
+        assert_eq!(
+            csv_line(&row),
+            "42,2025-03-02T09:00:00.000Z,app-1,,anthropic,claude-sonnet-4-5,/v1/messages,true,200,,\
+             249,1,2,26,3,1137,credits,false,2450,\n"
+        );
+        assert_eq!(
+            CSV_HEADER.trim_end().split(',').count(),
+            csv_line(&row).trim_end().split(',').count()
+        );
+        assert!(CSV_HEADER.starts_with("id,started_at,app_id,"));
     }
 
     #[test]

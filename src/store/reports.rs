@@ -430,7 +430,9 @@ mod tests {
     }
 
     /// (key, sub_key, requests, errors, input, output, credits, provider)
-    fn flat(rows: &[UsageAggregate]) -> Vec<(String, String, i64, i64, i64, i64, i64, i64)> {
+    type Flat = (String, String, i64, i64, i64, i64, i64, i64);
+
+    fn flat(rows: &[UsageAggregate]) -> Vec<Flat> {
         rows.iter()
             .map(|a| {
                 (
