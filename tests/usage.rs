@@ -462,6 +462,15 @@ async fn the_usage_page_shows_credits_chart_and_requests() {
     assert!(!html.contains(" style="), "the CSP forbids inline styles");
     // The sidebar lists the page and marks it current.
     assert!(html.contains("<a href=\"/usage\" aria-current=\"page\">Usage &#38; Billing</a>"));
+    assert!(html.contains("id=\"request-4\"") && html.contains("id=\"request-1\""));
+
+    // Older requests page by id; a mangled link is ignored, not an error.
+    let (status, older) = get_text(&hub, &cookie, "/usage?before=3").await;
+    assert_eq!(status, 200);
+    assert!(older.contains("Older requests"));
+    assert!(older.contains("id=\"request-2\"") && !older.contains("id=\"request-3\""));
+    let (status, _) = get_text(&hub, &cookie, "/usage?before=abc&added=x").await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

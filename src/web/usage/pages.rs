@@ -86,10 +86,15 @@ struct UsageBillingPage {
     has_usage: bool,
 }
 
+/// Page links carry numbers only; anything else is ignored rather than refused.
 #[derive(Deserialize)]
 pub struct UsageQuery {
-    before: Option<i64>,
-    added: Option<i64>,
+    before: Option<String>,
+    added: Option<String>,
+}
+
+fn number(text: Option<&str>) -> Option<i64> {
+    text.and_then(|t| t.trim().parse().ok())
 }
 
 pub async fn usage(
@@ -97,10 +102,10 @@ pub async fn usage(
     session: PageSession,
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let notice = query
-        .added
+    let notice = number(query.added.as_deref())
         .map(|a| format!("Added {} to your credits.", MicroUsd(a)));
-    show(&hub, &session, query.before, notice, TopUpDraft::default()).await
+    let before = number(query.before.as_deref());
+    show(&hub, &session, before, notice, TopUpDraft::default()).await
 }
 
 #[derive(Deserialize)]
