@@ -23,7 +23,11 @@ const MODELS: [(Provider, &str); 5] = [
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().ok_or("usage: seed_usage DIR [ROWS]")?);
-    let rows: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(1_000_000);
+    let rows: usize = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let store = Store::open(&dir)?;
     // Enough credit that a million charges leave a positive balance.
     store.append_ledger("topup", MicroUsd::from_dollars(1_000_000), "benchmark")?;

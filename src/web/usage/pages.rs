@@ -102,8 +102,8 @@ pub async fn usage(
     session: PageSession,
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let notice = number(query.added.as_deref())
-        .map(|a| format!("Added {} to your credits.", MicroUsd(a)));
+    let notice =
+        number(query.added.as_deref()).map(|a| format!("Added {} to your credits.", MicroUsd(a)));
     let before = number(query.before.as_deref());
     show(&hub, &session, before, notice, TopUpDraft::default()).await
 }
