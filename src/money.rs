@@ -28,6 +28,42 @@ impl MicroUsd {
         };
         MicroUsd(i64::try_from(micro).unwrap_or(i64::MAX))
     }
+
+    /// Parses a dollar amount as a person types it (`10`, `2.50`, `$0.125`) exactly, without
+    /// floats: at most six decimals, no sign, no exponent.
+    pub fn parse_dollars(text: &str) -> Result<MicroUsd, String> {
+        let text = text.trim();
+        let text = text.strip_prefix('$').unwrap_or(text).trim();
+        let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) {
+            return Err(format!(
+                "“{text}” is not an amount in dollars, like 10 or 2.50"
+            ));
+        }
+        if frac.len() > 6 {
+            return Err("Amounts have at most six decimals.".to_string());
+        }
+        if whole.len() > 12 {
+            return Err("That amount is far too large.".to_string());
+        }
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            parse_digits(whole)?
+        };
+        let frac: i64 = if frac.is_empty() {
+            0
+        } else {
+            parse_digits(&format!("{frac:0<6}"))?
+        };
+        Ok(MicroUsd(whole * 1_000_000 + frac))
+    }
+}
+
+fn parse_digits(s: &str) -> Result<i64, String> {
+    s.parse()
+        .map_err(|_| format!("“{s}” is not an amount in dollars, like 10 or 2.50"))
 }
 
 impl Add for MicroUsd {
@@ -83,6 +119,29 @@ mod tests {
         assert_eq!(MicroUsd::from_pico_ceil(9_000_000), MicroUsd(9));
         assert_eq!(MicroUsd::from_pico_ceil(1), MicroUsd(1));
         assert_eq!(MicroUsd::from_pico_ceil(0), MicroUsd(0));
+    }
+
+    #[test]
+    fn parses_dollars_exactly() {
+        assert_eq!(MicroUsd::parse_dollars("10"), Ok(MicroUsd(10_000_000)));
+        assert_eq!(MicroUsd::parse_dollars(" $2.50 "), Ok(MicroUsd(2_500_000)));
+        assert_eq!(MicroUsd::parse_dollars("0.1"), Ok(MicroUsd(100_000)));
+        assert_eq!(MicroUsd::parse_dollars(".000001"), Ok(MicroUsd(1)));
+        assert_eq!(MicroUsd::parse_dollars("3."), Ok(MicroUsd(3_000_000)));
+        for bad in [
+            "",
+            "$",
+            ".",
+            "-1",
+            "1e3",
+            "2,50",
+            "1.0000001",
+            "abc",
+            "1.2.3",
+            "9999999999999",
+        ] {
+            assert!(MicroUsd::parse_dollars(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

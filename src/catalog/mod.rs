@@ -6,6 +6,7 @@
 pub mod cost;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::providers::Provider;
 
 const EMBEDDED: &str = include_str!("models.json");
+
+/// The file in the data dir whose entries override or extend the embedded prices.
+pub const OVERRIDES_FILE: &str = "prices.json";
 
 /// Rates for one model in pico-USD per token. `None` where the provider has no such rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -80,8 +84,20 @@ impl Model {
 pub enum CatalogError {
     #[error("the price data is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("model `{model}`: {problem}")]
+    #[error("model {model}: {problem}")]
     BadEntry { model: String, problem: String },
+    #[error("unknown section `{0}`: the sections are openai, anthropic and gemini")]
+    UnknownSection(String),
+    #[error("{path}: {source}")]
+    InFile {
+        path: String,
+        source: Box<CatalogError>,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// All models of all providers, with lookup by any of their names.
@@ -112,6 +128,47 @@ impl Catalog {
         ] {
             for entry in entries {
                 models.push(entry.into_model(provider)?);
+            }
+        }
+        Ok(Catalog::from_models(models))
+    }
+
+    /// The embedded catalog merged with `prices.json` in `data_dir` when there is one.
+    /// A bad file is an error naming the file and the entry, so the Hub does not start on
+    /// prices the user did not mean.
+    pub fn load(data_dir: &Path) -> Result<Catalog, CatalogError> {
+        let path = data_dir.join(OVERRIDES_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Catalog::embedded().clone());
+            }
+            Err(source) => {
+                return Err(CatalogError::Read {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        Catalog::embedded()
+            .with_overrides(&text)
+            .map_err(|e| CatalogError::InFile {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            })
+    }
+
+    /// This catalog with `text`'s models (same JSON shape) merged in: an entry whose id is a
+    /// name of an existing model of its provider replaces that model entirely; any other
+    /// entry is added.
+    pub fn with_overrides(&self, text: &str) -> Result<Catalog, CatalogError> {
+        check_sections(text)?;
+        let overrides = Catalog::from_json(text)?;
+        let mut models = self.models.clone();
+        for model in overrides.models {
+            match self.index.get(&(model.provider, model.id.clone())) {
+                Some(&i) => models[i] = model,
+                None => models.push(model),
             }
         }
         Ok(Catalog::from_models(models))
@@ -150,6 +207,19 @@ impl Catalog {
             .get(&(provider, name.to_string()))
             .map(|&i| &self.models[i])
     }
+}
+
+/// Refuses top-level keys other than the three providers (and `_`-prefixed comments), so a
+/// misspelt section is not silently ignored.
+fn check_sections(text: &str) -> Result<(), CatalogError> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    if let Some(object) = value.as_object() {
+        let known = |k: &str| Provider::ALL.iter().any(|p| p.as_str() == k) || k.starts_with('_');
+        if let Some(unknown) = object.keys().find(|k| !known(k)) {
+            return Err(CatalogError::UnknownSection(unknown.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// `gpt-4o-2024-08-06` → `gpt-4o`; `claude-x-20250101` → `claude-x`.
@@ -392,6 +462,59 @@ mod tests {
         let pro = c.resolve(Provider::Gemini, "gemini-2.5-pro").unwrap();
         assert_eq!(pro.rates_for_prompt(200_001).input, 2_500_000);
         assert_eq!(pro.rates_for_prompt(200_000).input, 1_250_000);
+    }
+
+    #[test]
+    fn overrides_replace_by_any_name_and_add_new_models() {
+        let merged = Catalog::embedded()
+            .with_overrides(
+                r#"{"_about": "mine", "openai": [
+                    {"id":"gpt-4o-mini-2024-07-18","context_window":1000,"max_output_tokens":10,"price":{"input":0.2,"output":0.8}},
+                    {"id":"my-model","context_window":1000,"max_output_tokens":10,"price":{"input":1,"output":2}}]}"#,
+            )
+            .unwrap();
+        let embedded = Catalog::embedded();
+        assert_eq!(merged.all().len(), embedded.all().len() + 1);
+        let mini = merged
+            .resolve(Provider::OpenAi, "gpt-4o-mini-2024-07-18")
+            .unwrap();
+        assert_eq!(mini.rates.input, 200_000);
+        assert_eq!(mini.context_window, 1000);
+        let mine = merged.resolve(Provider::OpenAi, "my-model").unwrap();
+        assert_eq!(mine.rates.output, 2_000_000);
+        assert!(merged.resolve(Provider::Anthropic, "my-model").is_none());
+        // Untouched models keep their prices.
+        assert_eq!(
+            merged.resolve(Provider::OpenAi, "gpt-4o").unwrap().rates,
+            embedded.resolve(Provider::OpenAi, "gpt-4o").unwrap().rates
+        );
+    }
+
+    #[test]
+    fn a_misspelt_override_section_is_refused() {
+        let err = Catalog::embedded()
+            .with_overrides(r#"{"opeanai": []}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("opeanai"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_prices_file_names_the_file_and_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Catalog::load(dir.path()).unwrap().all().len(),
+            Catalog::embedded().all().len()
+        );
+        std::fs::write(
+            dir.path().join(OVERRIDES_FILE),
+            r#"{"openai":[{"id":"gpt-x","context_window":1,"max_output_tokens":1,"price":{"input":-1,"output":1}}]}"#,
+        )
+        .unwrap();
+        let err = Catalog::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("prices.json: model openai/gpt-x: input must be a price of 0 or more"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 pub mod apps;
 mod auth;
 pub mod connections;
+mod credits;
 mod error;
 mod sessions;
+mod usage;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -15,8 +17,13 @@ use crate::store::Store;
 use crate::vault::UnlockedVault;
 
 pub use auth::{MIN_PASSPHRASE_LEN, Status};
+pub use credits::{CreditSummary, MAX_NOTE_CHARS, MAX_TOP_UP};
 pub use error::{HubError, ceil_secs};
 pub use sessions::{Session, SessionId};
+pub use usage::{
+    CSV_HEADER, MAX_PAGE, ModelReach, UsagePage, csv_line, last_days, month_to_date,
+    parse_group_by, parse_range, today,
+};
 
 /// Shared state of a running Hub. Cheap to clone (everything is behind `Arc`).
 #[derive(Clone)]
@@ -45,11 +52,12 @@ impl Hub {
         let session_idle = config.session_idle;
         let credits = Credits::new(store.ledger_balance()?);
         let http = outbound_client(&config)?;
+        let catalog = load_catalog(&config)?;
         let hub = Hub {
             inner: Arc::new(Inner {
                 config,
                 store,
-                catalog: Catalog::embedded(),
+                catalog,
                 vault: RwLock::new(None),
                 sessions: sessions::Sessions::new(session_idle),
                 throttle: auth::UnlockThrottle::default(),
@@ -71,6 +79,7 @@ impl Hub {
         &self.inner.store
     }
 
+    /// The embedded catalog merged with the user's `prices.json`.
     pub fn catalog(&self) -> &'static Catalog {
         self.inner.catalog
     }
@@ -153,4 +162,12 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| HubError::Unexpected(format!("blocking task: {e}")))?
+}
+
+/// The catalog the Hub prices with, loaded once at start. It lives for the whole process,
+/// so it is leaked to a `'static` reference that the gateway can hold without cloning.
+fn load_catalog(config: &Config) -> Result<&'static Catalog, HubError> {
+    let catalog = Catalog::load(&config.data_dir)
+        .map_err(|e| HubError::bad_input("prices.json", e.to_string()))?;
+    Ok(Box::leak(Box::new(catalog)))
 }

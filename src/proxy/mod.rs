@@ -435,8 +435,8 @@ async fn reserve_budget(
     let budgets = &hub.gateway().budgets;
     if budgets.needs_load(&app.id, &month) {
         let h = hub.clone();
-        let (id, m) = (app.id.clone(), month.clone());
-        let spent = crate::hub::blocking(move || Ok(h.store().app_spend_in_month(&id, &m)?))
+        let id = app.id.clone();
+        let spent = crate::hub::blocking(move || Ok(h.app_month_spend(&id)?.total()))
             .await
             .map_err(|e| e.to_string())?;
         budgets.load(&app.id, &month, spent);

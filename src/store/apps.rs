@@ -227,16 +227,3 @@ fn apply_changes(tx: &rusqlite::Transaction<'_>, id: &str, c: &AppChanges) -> Re
     }
     Ok(())
 }
-
-impl Store {
-    /// What an app spent in a calendar month (`YYYY-MM`, UTC), credits and own keys alike.
-    pub fn app_spend_in_month(&self, app_id: &str, month: &str) -> Result<crate::money::MicroUsd> {
-        let spent: i64 = self.conn().query_row(
-            "SELECT COALESCE(SUM(cost_micro_usd), 0) FROM usage_daily
-             WHERE app_id = ?1 AND day >= ?2 AND day < ?2 || '-32'",
-            params![app_id, month],
-            |r| r.get(0),
-        )?;
-        Ok(crate::money::MicroUsd(spent))
-    }
-}

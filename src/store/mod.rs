@@ -4,6 +4,7 @@
 mod apps;
 mod connections;
 mod migrations;
+mod reports;
 mod usage;
 mod vault;
 
@@ -17,6 +18,9 @@ use rusqlite::Connection;
 pub use apps::{AppChanges, AppRow};
 pub use connections::{ConnectionRow, Outcome};
 pub use migrations::SCHEMA_VERSION;
+pub use reports::{
+    ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate, UsageRow,
+};
 
 pub const DB_FILE: &str = "hub.db";
 

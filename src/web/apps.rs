@@ -425,53 +425,14 @@ fn optional_dollars(text: &str) -> Result<Option<MicroUsd>, HubError> {
     if t.is_empty() {
         return Ok(None);
     }
-    parse_dollars(t).map(Some).ok_or_else(|| {
-        HubError::bad_input(
-            "monthly_budget_micro_usd",
-            "Write the budget in dollars, like 25 or 7.50.",
-        )
-    })
-}
-
-/// Parses `12`, `12.5` or `0.000001` into micro-USD exactly, without floats.
-pub fn parse_dollars(text: &str) -> Option<MicroUsd> {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-        || frac.len() > 6
-    {
-        return None;
-    }
-    let whole: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let frac: i64 = format!("{frac:0<6}").parse().ok()?;
-    whole
-        .checked_mul(1_000_000)?
-        .checked_add(frac)
-        .map(MicroUsd)
+    MicroUsd::parse_dollars(t)
+        .map(Some)
+        .map_err(|why| HubError::bad_input("monthly_budget_micro_usd", format!("Budget: {why}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dollars_parse_exactly() {
-        assert_eq!(parse_dollars("12"), Some(MicroUsd(12_000_000)));
-        assert_eq!(parse_dollars("7.50"), Some(MicroUsd(7_500_000)));
-        assert_eq!(parse_dollars("0.000001"), Some(MicroUsd(1)));
-        assert_eq!(parse_dollars(".5"), Some(MicroUsd(500_000)));
-        assert_eq!(parse_dollars("1.0000001"), None);
-        assert_eq!(parse_dollars("-1"), None);
-        assert_eq!(parse_dollars("abc"), None);
-        assert_eq!(parse_dollars("."), None);
-    }
 
     #[test]
     fn snippets_use_the_hub_base_urls() {

@@ -8,9 +8,11 @@ pub mod auth;
 pub mod connections;
 pub mod emulator;
 pub mod errors;
+pub mod models;
 pub mod pages;
 pub mod proxy;
 pub mod security;
+pub mod usage;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
@@ -58,7 +60,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/apps/{id}", web::get().to(apps::api_get))
                 .route("/apps/{id}", web::patch().to(apps::api_update))
                 .route("/apps/{id}", web::delete().to(apps::api_delete))
-                .route("/apps/{id}/rotate-key", web::post().to(apps::api_rotate)),
+                .route("/apps/{id}/rotate-key", web::post().to(apps::api_rotate))
+                .route("/credits", web::get().to(usage::api::credits))
+                .route("/credits", web::post().to(usage::api::top_up))
+                .route("/credits/ledger", web::get().to(usage::api::ledger))
+                .route("/usage", web::get().to(usage::api::usage))
+                .route("/usage/requests", web::get().to(usage::api::requests))
+                .route("/usage.csv", web::get().to(usage::api::usage_csv))
+                .route("/models", web::get().to(models::list)),
         )
         .route("/", web::get().to(pages::index))
         .route("/setup", web::get().to(pages::setup_form))
@@ -97,6 +106,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/apps/{id}", web::post().to(apps::save))
         .route("/apps/{id}/rotate-key", web::post().to(apps::rotate))
         .route("/apps/{id}/delete", web::post().to(apps::delete))
+        .route("/models", web::get().to(models::page))
+        .route("/usage", web::get().to(usage::pages::usage))
+        .route("/usage/credits", web::post().to(usage::pages::add_credits))
         .route("/settings", web::get().to(pages::settings))
         .route(
             "/settings/platform-key/{provider}",

@@ -28,6 +28,8 @@ impl Layout {
         &[
             ("connectors", "/connectors", "Connectors"),
             ("apps", "/apps", "Apps"),
+            ("models", "/models", "Models"),
+            ("usage", "/usage", "Usage & Billing"),
             ("settings", "/settings", "Settings"),
         ]
     }

@@ -1,0 +1,625 @@
+//! The read side of usage and credits: ledger history, aggregates from the daily rollups,
+//! recent usage rows with cursor paging, month spend for budgets, and which connections
+//! can reach a provider's models.
+
+use std::collections::HashMap;
+
+use rusqlite::{Row, params};
+
+use super::{Result, Store};
+use crate::money::MicroUsd;
+
+/// One line of the credit ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub amount: MicroUsd,
+    pub note: Option<String>,
+    pub usage_id: Option<i64>,
+}
+
+/// What usage is grouped by. Rollups are keyed by UTC day, so every range is whole days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Day,
+    App,
+    Provider,
+    Model,
+}
+
+impl GroupBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Day => "day",
+            GroupBy::App => "app",
+            GroupBy::Provider => "provider",
+            GroupBy::Model => "model",
+        }
+    }
+
+    /// The rollup columns selected as (key, second key); `''` where there is none.
+    fn key_columns(self) -> (&'static str, &'static str) {
+        match self {
+            GroupBy::Day => ("d.day", "''"),
+            GroupBy::App => ("d.app_id", "''"),
+            GroupBy::Provider => ("d.provider", "''"),
+            GroupBy::Model => ("d.provider", "d.model"),
+        }
+    }
+}
+
+/// Totals of one group of usage over a range of days.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageAggregate {
+    /// The day, app id, or provider grouped by; the provider when grouped by model.
+    pub key: String,
+    /// The model when grouped by model; empty otherwise.
+    pub sub_key: String,
+    /// The app's name when grouped by app and the app still exists.
+    pub app_name: Option<String>,
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Cost of requests billed to the Hub's credits.
+    pub credits: MicroUsd,
+    /// Estimated cost of requests the provider bills directly (BYOK).
+    pub provider: MicroUsd,
+}
+
+impl UsageAggregate {
+    pub fn total_cost(&self) -> MicroUsd {
+        self.credits + self.provider
+    }
+}
+
+/// A whole-day range, both ends included, as `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayRange {
+    pub from: String,
+    pub to: String,
+}
+
+/// One usage record as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub id: i64,
+    pub started_at: String,
+    pub app_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub provider: String,
+    pub model: Option<String>,
+    pub endpoint: String,
+    pub streamed: bool,
+    pub status: i64,
+    pub error_code: Option<String>,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub output_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost: Option<MicroUsd>,
+    pub billed_to: String,
+    pub estimated: bool,
+    pub latency_ms: i64,
+    pub ttfb_ms: Option<i64>,
+}
+
+/// What one app spent in a month, split by who bills it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MonthSpend {
+    pub credits: MicroUsd,
+    pub provider: MicroUsd,
+}
+
+impl MonthSpend {
+    pub fn total(&self) -> MicroUsd {
+        self.credits + self.provider
+    }
+}
+
+/// A connection as far as model reachability is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionReach {
+    pub id: String,
+    pub provider: String,
+    pub kind: String,
+    pub name: String,
+    pub enabled: bool,
+    /// The models a verification listed, when one has run (a JSON list in the table).
+    pub verified_models: Option<Vec<String>>,
+}
+
+const USAGE_COLUMNS: &str = "id, started_at, app_id, connection_id, provider, model, endpoint,
+    streamed, status, error_code, input_tokens, cached_input_tokens, cache_write_tokens,
+    output_tokens, reasoning_tokens, cost_micro_usd, billed_to, estimated, latency_ms, ttfb_ms";
+
+impl Store {
+    /// Ledger lines newest first, `limit` of them, older than the `before` id when given.
+    pub fn ledger_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<LedgerEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, at, kind, amount_micro_usd, note, usage_id FROM ledger
+             WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![cursor_bound(before), sql_limit(limit)], |r| {
+            Ok(LedgerEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                kind: r.get(2)?,
+                amount: MicroUsd(r.get(3)?),
+                note: r.get(4)?,
+                usage_id: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Usage totals over `range`, grouped as asked, from the daily rollups. Days come in
+    /// order; other groups by total cost, largest first.
+    pub fn usage_aggregates(
+        &self,
+        range: &DayRange,
+        group: GroupBy,
+    ) -> Result<Vec<UsageAggregate>> {
+        let (key, sub_key) = group.key_columns();
+        let order = match group {
+            GroupBy::Day => "k",
+            _ => "SUM(d.cost_micro_usd) DESC, k, sk",
+        };
+        let sql = format!(
+            "SELECT {key} AS k, {sub_key} AS sk, MAX(a.name),
+                SUM(d.requests), SUM(d.errors), SUM(d.input_tokens), SUM(d.output_tokens),
+                SUM(CASE WHEN d.billed_to = 'credits' THEN d.cost_micro_usd ELSE 0 END),
+                SUM(CASE WHEN d.billed_to = 'provider' THEN d.cost_micro_usd ELSE 0 END)
+             FROM usage_daily d LEFT JOIN apps a ON a.id = d.app_id
+             WHERE d.day >= ?1 AND d.day <= ?2
+             GROUP BY {key}, {sub_key}
+             ORDER BY {order}"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![range.from, range.to], |r| {
+            Ok(UsageAggregate {
+                key: r.get(0)?,
+                sub_key: r.get(1)?,
+                app_name: r.get(2)?,
+                requests: r.get(3)?,
+                errors: r.get(4)?,
+                input_tokens: r.get(5)?,
+                output_tokens: r.get(6)?,
+                credits: MicroUsd(r.get(7)?),
+                provider: MicroUsd(r.get(8)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Total cost per (day, provider) over `range`, both billings together: the chart's data.
+    pub fn daily_cost_by_provider(
+        &self,
+        range: &DayRange,
+    ) -> Result<Vec<(String, String, MicroUsd)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT day, provider, SUM(cost_micro_usd) FROM usage_daily
+             WHERE day >= ?1 AND day <= ?2 GROUP BY day, provider ORDER BY day, provider",
+        )?;
+        let rows = stmt.query_map(params![range.from, range.to], |r| {
+            Ok((r.get(0)?, r.get(1)?, MicroUsd(r.get(2)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Usage rows newest first, `limit` of them, older than the `before` id when given.
+    /// Paging by id returns every row exactly once even while new rows arrive.
+    pub fn usage_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<UsageRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {USAGE_COLUMNS} FROM usage_records WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![cursor_bound(before), sql_limit(limit)], usage_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether any usage was ever recorded (cheap: one index probe).
+    pub fn has_usage(&self) -> Result<bool> {
+        let found: Option<i64> =
+            self.conn()
+                .query_row("SELECT MAX(id) FROM usage_records", [], |r| r.get(0))?;
+        Ok(found.is_some())
+    }
+
+    /// What `app_id` spent over `range` (for budgets: the current month so far), from the
+    /// daily rollups.
+    pub fn app_spend(&self, app_id: &str, range: &DayRange) -> Result<MonthSpend> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT
+                COALESCE(SUM(CASE WHEN billed_to = 'credits' THEN cost_micro_usd END), 0),
+                COALESCE(SUM(CASE WHEN billed_to = 'provider' THEN cost_micro_usd END), 0)
+             FROM usage_daily WHERE app_id = ?1 AND day >= ?2 AND day <= ?3",
+        )?;
+        let spend = stmt.query_row(params![app_id, range.from, range.to], |r| {
+            Ok(MonthSpend {
+                credits: MicroUsd(r.get(0)?),
+                provider: MicroUsd(r.get(1)?),
+            })
+        })?;
+        Ok(spend)
+    }
+
+    /// App names by id, for labelling usage.
+    pub fn app_names(&self) -> Result<HashMap<String, String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT id, name FROM apps")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every connection with what decides which models it reaches.
+    pub fn connection_reach(&self) -> Result<Vec<ConnectionReach>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, provider, kind, name, enabled, verified_models FROM connections
+             ORDER BY provider, kind DESC, name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let verified: Option<String> = r.get(5)?;
+            Ok(ConnectionReach {
+                id: r.get(0)?,
+                provider: r.get(1)?,
+                kind: r.get(2)?,
+                name: r.get(3)?,
+                enabled: r.get(4)?,
+                verified_models: verified.and_then(|v| serde_json::from_str(&v).ok()),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
+    Ok(UsageRow {
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        app_id: r.get(2)?,
+        connection_id: r.get(3)?,
+        provider: r.get(4)?,
+        model: r.get(5)?,
+        endpoint: r.get(6)?,
+        streamed: r.get(7)?,
+        status: r.get(8)?,
+        error_code: r.get(9)?,
+        input_tokens: r.get(10)?,
+        cached_input_tokens: r.get(11)?,
+        cache_write_tokens: r.get(12)?,
+        output_tokens: r.get(13)?,
+        reasoning_tokens: r.get(14)?,
+        cost: r.get::<_, Option<i64>>(15)?.map(MicroUsd),
+        billed_to: r.get(16)?,
+        estimated: r.get(17)?,
+        latency_ms: r.get(18)?,
+        ttfb_ms: r.get(19)?,
+    })
+}
+
+/// A cursor as an exclusive upper bound on ids; no cursor means from the newest.
+fn cursor_bound(before: Option<i64>) -> i64 {
+    before.unwrap_or(i64::MAX)
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::ledger::{BilledTo, NewUsage};
+    use crate::providers::Provider;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    struct R<'a> {
+        at: &'a str,
+        app: Option<&'a str>,
+        provider: Provider,
+        model: &'a str,
+        billed: BilledTo,
+        cost: i64,
+        status: u16,
+        input: u64,
+        output: u64,
+    }
+
+    fn record(r: R<'_>) -> NewUsage {
+        NewUsage {
+            started_at: at(r.at),
+            app_id: r.app.map(str::to_string),
+            connection_id: Some(format!("managed-{}", r.provider)),
+            provider: r.provider,
+            model: Some(r.model.to_string()),
+            endpoint: "/v1/chat/completions".into(),
+            streamed: false,
+            status: r.status,
+            error_code: (r.status >= 400).then(|| "rate_limit_exceeded".to_string()),
+            input_tokens: r.input,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            output_tokens: r.output,
+            reasoning_tokens: 0,
+            cost: Some(MicroUsd(r.cost)),
+            billed_to: r.billed,
+            estimated: false,
+            latency_ms: 100,
+            ttfb_ms: Some(40),
+        }
+    }
+
+    /// Five records over two days, two apps, two providers, both billings, one error.
+    fn seeded() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let base = R {
+            at: "2025-03-01T10:00:00Z",
+            app: Some("app-a"),
+            provider: Provider::OpenAi,
+            model: "gpt-4o-mini",
+            billed: BilledTo::Credits,
+            cost: 100,
+            status: 200,
+            input: 10,
+            output: 5,
+        };
+        store
+            .insert_usage_batch(&[
+                record(R { ..base }),
+                record(R {
+                    at: "2025-03-01T23:59:59Z",
+                    cost: 250,
+                    input: 20,
+                    output: 7,
+                    ..base
+                }),
+                record(R {
+                    at: "2025-03-02T00:00:00Z",
+                    app: Some("app-b"),
+                    provider: Provider::Anthropic,
+                    model: "claude-haiku-4-5",
+                    cost: 1_000,
+                    input: 100,
+                    output: 50,
+                    ..base
+                }),
+                record(R {
+                    at: "2025-03-02T08:00:00Z",
+                    app: Some("app-b"),
+                    billed: BilledTo::Provider,
+                    cost: 40,
+                    input: 3,
+                    output: 1,
+                    ..base
+                }),
+                record(R {
+                    at: "2025-03-02T09:00:00Z",
+                    app: None,
+                    status: 429,
+                    cost: 0,
+                    input: 0,
+                    output: 0,
+                    ..base
+                }),
+            ])
+            .unwrap();
+        (dir, store)
+    }
+
+    fn range(from: &str, to: &str) -> DayRange {
+        DayRange {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    /// (key, sub_key, requests, errors, input, output, credits, provider)
+    type Flat = (String, String, i64, i64, i64, i64, i64, i64);
+
+    fn flat(rows: &[UsageAggregate]) -> Vec<Flat> {
+        rows.iter()
+            .map(|a| {
+                (
+                    a.key.clone(),
+                    a.sub_key.clone(),
+                    a.requests,
+                    a.errors,
+                    a.input_tokens,
+                    a.output_tokens,
+                    a.credits.0,
+                    a.provider.0,
+                )
+            })
+            .collect()
+    }
+
+    fn s(v: &str) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn aggregates_by_day() {
+        let (_d, store) = seeded();
+        let rows = store
+            .usage_aggregates(&range("2025-03-01", "2025-03-02"), GroupBy::Day)
+            .unwrap();
+        assert_eq!(
+            flat(&rows),
+            vec![
+                (s("2025-03-01"), s(""), 2, 0, 30, 12, 350, 0),
+                (s("2025-03-02"), s(""), 3, 1, 103, 51, 1_000, 40),
+            ]
+        );
+        // Ranges are whole days, both ends included.
+        let one = store
+            .usage_aggregates(&range("2025-03-02", "2025-03-02"), GroupBy::Day)
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(
+            store
+                .usage_aggregates(&range("2025-03-03", "2025-03-31"), GroupBy::Day)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn aggregates_by_app_provider_and_model() {
+        let (_d, store) = seeded();
+        let r = range("2025-03-01", "2025-03-02");
+        assert_eq!(
+            flat(&store.usage_aggregates(&r, GroupBy::App).unwrap()),
+            vec![
+                (s("app-b"), s(""), 2, 0, 103, 51, 1_000, 40),
+                (s("app-a"), s(""), 2, 0, 30, 12, 350, 0),
+                (s(""), s(""), 1, 1, 0, 0, 0, 0),
+            ]
+        );
+        assert_eq!(
+            flat(&store.usage_aggregates(&r, GroupBy::Provider).unwrap()),
+            vec![
+                (s("anthropic"), s(""), 1, 0, 100, 50, 1_000, 0),
+                (s("openai"), s(""), 4, 1, 33, 13, 350, 40),
+            ]
+        );
+        assert_eq!(
+            flat(&store.usage_aggregates(&r, GroupBy::Model).unwrap()),
+            vec![
+                (
+                    s("anthropic"),
+                    s("claude-haiku-4-5"),
+                    1,
+                    0,
+                    100,
+                    50,
+                    1_000,
+                    0
+                ),
+                (s("openai"), s("gpt-4o-mini"), 4, 1, 33, 13, 350, 40),
+            ]
+        );
+        let chart = store.daily_cost_by_provider(&r).unwrap();
+        assert_eq!(
+            chart,
+            vec![
+                (s("2025-03-01"), s("openai"), MicroUsd(350)),
+                (s("2025-03-02"), s("anthropic"), MicroUsd(1_000)),
+                (s("2025-03-02"), s("openai"), MicroUsd(40)),
+            ]
+        );
+    }
+
+    #[test]
+    fn cursor_paging_returns_every_row_once_newest_first() {
+        let (_d, store) = seeded();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.usage_page(cursor, 2).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 2);
+            cursor = page.last().map(|r| r.id);
+            seen.extend(page);
+        }
+        let ids: Vec<i64> = seen.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![5, 4, 3, 2, 1]);
+        assert_eq!(seen[0].started_at, "2025-03-02T09:00:00.000Z");
+        assert_eq!(seen[0].status, 429);
+        assert_eq!(seen[0].app_id, None);
+        assert_eq!(seen[1].billed_to, "provider");
+        assert_eq!(seen[2].cost, Some(MicroUsd(1_000)));
+        assert_eq!(seen[2].ttfb_ms, Some(40));
+        assert!(store.has_usage().unwrap());
+    }
+
+    #[test]
+    fn the_ledger_sums_grant_top_ups_and_charges() {
+        let (_d, store) = seeded();
+        store
+            .append_ledger("topup", MicroUsd(2_500_000), "more")
+            .unwrap();
+        // Grant 5.00 + top-up 2.50 − charges (100 + 250 + 1,000; BYOK and the error cost nothing).
+        assert_eq!(
+            store.ledger_balance().unwrap(),
+            MicroUsd(5_000_000 + 2_500_000 - 1_350)
+        );
+        let all = store.ledger_page(None, 100).unwrap();
+        let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["topup", "charge", "charge", "charge", "grant"]);
+        assert_eq!(all[1].amount, MicroUsd(-1_000));
+        assert_eq!(all[1].usage_id, Some(3));
+        let older = store.ledger_page(Some(all[1].id), 2).unwrap();
+        assert_eq!(
+            older.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![all[2].id, all[3].id]
+        );
+        let sum: i64 = all.iter().map(|e| e.amount.0).sum();
+        assert_eq!(MicroUsd(sum), store.ledger_balance().unwrap());
+    }
+
+    #[test]
+    fn app_spend_counts_only_that_app_in_the_range() {
+        let (_d, store) = seeded();
+        let march = range("2025-03-01", "2025-03-31");
+        assert_eq!(
+            store.app_spend("app-b", &march).unwrap(),
+            MonthSpend {
+                credits: MicroUsd(1_000),
+                provider: MicroUsd(40)
+            }
+        );
+        assert_eq!(
+            store.app_spend("app-a", &march).unwrap().total(),
+            MicroUsd(350)
+        );
+        let april = range("2025-04-01", "2025-04-30");
+        assert_eq!(
+            store.app_spend("app-a", &april).unwrap().total(),
+            MicroUsd::ZERO
+        );
+        assert_eq!(
+            store.app_spend("nobody", &march).unwrap(),
+            MonthSpend::default()
+        );
+    }
+
+    #[test]
+    fn connections_report_what_they_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .conn()
+            .execute(
+                "UPDATE connections SET verified_models = '[\"gpt-4o-mini-2024-07-18\"]'
+                 WHERE id = 'managed-openai'",
+                [],
+            )
+            .unwrap();
+        let reach = store.connection_reach().unwrap();
+        assert_eq!(reach.len(), 3);
+        let openai = reach.iter().find(|c| c.provider == "openai").unwrap();
+        assert_eq!(
+            openai.verified_models,
+            Some(vec!["gpt-4o-mini-2024-07-18".to_string()])
+        );
+        assert!(reach.iter().all(|c| c.enabled && c.kind == "managed"));
+    }
+}

@@ -1,0 +1,238 @@
+//! `/api/v1/credits`, `/api/v1/usage`, `/api/v1/usage/requests` and `/api/v1/usage.csv`.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::PageQuery;
+use crate::hub::{CSV_HEADER, Hub, parse_group_by, parse_range, today};
+use crate::money::MicroUsd;
+use crate::store::{GroupBy, LedgerEntry, UsageAggregate, UsageRow};
+use crate::web::auth::ApiSession;
+use crate::web::errors::ApiError;
+use crate::web::pages::blocking;
+
+/// How many ledger lines `GET /api/v1/credits` includes.
+const RECENT_LEDGER: usize = 10;
+/// Rows per chunk of the CSV export.
+const CSV_CHUNK_ROWS: usize = 2_000;
+
+/// The balance, open holds, what is available, and the latest ledger lines.
+pub async fn credits(hub: web::Data<Hub>, _session: ApiSession) -> Result<HttpResponse, ApiError> {
+    let h = hub.clone();
+    let (ledger, next_cursor) = blocking(move || h.ledger_history(None, RECENT_LEDGER)).await?;
+    let mut body = json!(hub.credit_summary());
+    body["ledger"] = ledger_json(&ledger);
+    body["ledger_next_cursor"] = json!(next_cursor);
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpBody {
+    amount_micro_usd: i64,
+    #[serde(default)]
+    note: String,
+}
+
+/// A local top-up: `{amount_micro_usd, note}` → the new balance.
+pub async fn top_up(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    body: web::Json<TopUpBody>,
+) -> Result<HttpResponse, ApiError> {
+    let TopUpBody {
+        amount_micro_usd,
+        note,
+    } = body.into_inner();
+    let h = hub.clone();
+    blocking(move || h.top_up(MicroUsd(amount_micro_usd), &note)).await?;
+    Ok(HttpResponse::Ok().json(hub.credit_summary()))
+}
+
+/// The ledger, newest first, with cursor paging.
+pub async fn ledger(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (cursor, limit) = (query.cursor()?, query.limit(50)?);
+    let h = hub.clone();
+    let (entries, next_cursor) = blocking(move || h.ledger_history(cursor, limit)).await?;
+    Ok(HttpResponse::Ok().json(json!({"data": ledger_json(&entries), "next_cursor": next_cursor})))
+}
+
+#[derive(Deserialize)]
+pub struct UsageQuery {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+}
+
+/// Usage totals over whole UTC days, grouped by day, app, provider or model.
+pub async fn usage(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    query: web::Query<UsageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let range = parse_range(query.from.as_deref(), query.to.as_deref(), today())?;
+    let group = parse_group_by(query.group_by.as_deref())?;
+    let h = hub.clone();
+    let r = range.clone();
+    let rows = blocking(move || h.usage_summary(&r, group)).await?;
+    let totals = rows.iter().fold(UsageAggregate::default(), add_aggregate);
+    Ok(HttpResponse::Ok().json(json!({
+        "from": range.from,
+        "to": range.to,
+        "group_by": group.as_str(),
+        "data": rows.iter().map(|a| aggregate_json(group, a)).collect::<Vec<_>>(),
+        "totals": totals_json(&totals),
+    })))
+}
+
+/// Usage rows newest first; `cursor` continues from a page's `next_cursor`.
+pub async fn requests(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (cursor, limit) = (query.cursor()?, query.limit(50)?);
+    let h = hub.clone();
+    let page = blocking(move || h.usage_requests(cursor, limit)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "data": page.rows.iter().map(usage_row_json).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+/// Where the CSV export is: the header, then chunks of rows, then the end.
+enum CsvState {
+    Header,
+    Rows(Option<i64>),
+    Done,
+}
+
+/// Every usage row as CSV, newest first, streamed in chunks so memory stays flat.
+pub async fn usage_csv(hub: web::Data<Hub>, _session: ApiSession) -> HttpResponse {
+    let stream = futures_util::stream::unfold(CsvState::Header, move |state| {
+        let hub = hub.clone();
+        async move { next_csv_chunk(hub, state).await }
+    });
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"workshop-hub-usage.csv\"",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(stream)
+}
+
+async fn next_csv_chunk(
+    hub: web::Data<Hub>,
+    state: CsvState,
+) -> Option<(Result<Bytes, actix_web::Error>, CsvState)> {
+    match state {
+        CsvState::Header => Some((
+            Ok(Bytes::from_static(CSV_HEADER.as_bytes())),
+            CsvState::Rows(None),
+        )),
+        CsvState::Rows(cursor) => {
+            let chunk = blocking(move || hub.usage_csv_chunk(cursor, CSV_CHUNK_ROWS)).await;
+            match chunk {
+                Ok((text, _)) if text.is_empty() => None,
+                Ok((text, next)) => Some((
+                    Ok(Bytes::from(text)),
+                    next.map_or(CsvState::Done, |c| CsvState::Rows(Some(c))),
+                )),
+                Err(e) => Some((Err(ApiError(e).into()), CsvState::Done)),
+            }
+        }
+        CsvState::Done => None,
+    }
+}
+
+/// A usage row in the management API's shape.
+pub fn usage_row_json(r: &UsageRow) -> Value {
+    json!({
+        "id": r.id,
+        "started_at": r.started_at,
+        "app_id": r.app_id,
+        "connection_id": r.connection_id,
+        "provider": r.provider,
+        "model": r.model,
+        "endpoint": r.endpoint,
+        "streamed": r.streamed,
+        "status": r.status,
+        "error_code": r.error_code,
+        "input_tokens": r.input_tokens,
+        "cached_input_tokens": r.cached_input_tokens,
+        "cache_write_tokens": r.cache_write_tokens,
+        "output_tokens": r.output_tokens,
+        "reasoning_tokens": r.reasoning_tokens,
+        "cost_micro_usd": r.cost,
+        "billed_to": r.billed_to,
+        "estimated": r.estimated,
+        "latency_ms": r.latency_ms,
+        "ttfb_ms": r.ttfb_ms,
+    })
+}
+
+fn ledger_json(entries: &[LedgerEntry]) -> Value {
+    entries
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "at": e.at,
+                "kind": e.kind,
+                "amount_micro_usd": e.amount,
+                "note": e.note,
+                "usage_id": e.usage_id,
+            })
+        })
+        .collect()
+}
+
+/// One group's totals, named by what it was grouped by.
+fn aggregate_json(group: GroupBy, a: &UsageAggregate) -> Value {
+    let mut v = totals_json(a);
+    let or_null = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+    match group {
+        GroupBy::Day => v["day"] = json!(a.key),
+        GroupBy::App => {
+            v["app_id"] = or_null(&a.key);
+            v["app_name"] = json!(a.app_name);
+        }
+        GroupBy::Provider => v["provider"] = json!(a.key),
+        GroupBy::Model => {
+            v["provider"] = json!(a.key);
+            v["model"] = or_null(&a.sub_key);
+        }
+    }
+    v
+}
+
+fn totals_json(a: &UsageAggregate) -> Value {
+    json!({
+        "requests": a.requests,
+        "errors": a.errors,
+        "input_tokens": a.input_tokens,
+        "output_tokens": a.output_tokens,
+        "credits_micro_usd": a.credits,
+        "provider_micro_usd": a.provider,
+        "cost_micro_usd": a.total_cost(),
+    })
+}
+
+fn add_aggregate(mut sum: UsageAggregate, a: &UsageAggregate) -> UsageAggregate {
+    sum.requests += a.requests;
+    sum.errors += a.errors;
+    sum.input_tokens += a.input_tokens;
+    sum.output_tokens += a.output_tokens;
+    sum.credits += a.credits;
+    sum.provider += a.provider;
+    sum
+}

@@ -1,0 +1,71 @@
+"""Usage & Billing in a real browser: sign in, read the balance, add credits through the
+form, and find the spend chart and the CSV export; then the Models page's prices."""
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from conftest import PASSPHRASE, Hub, screenshot, wait_for_path
+
+
+@pytest.fixture
+def headless_hub():
+    h = Hub(env={"WORKSHOP_HUB_PASSPHRASE": PASSPHRASE})
+    yield h
+    h.close()
+
+
+def sign_in(browser, hub):
+    browser.get(hub.url("/"))
+    wait_for_path(browser, "/unlock")
+    browser.find_element(By.NAME, "passphrase").send_keys(PASSPHRASE)
+    browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
+    wait_for_path(browser, "/settings")
+
+
+def nav(browser, label):
+    browser.find_element(By.XPATH, f"//nav//a[normalize-space()='{label}']").click()
+
+
+def test_add_credits_and_see_the_chart(headless_hub, browser):
+    hub = headless_hub
+    sign_in(browser, hub)
+    nav(browser, "Usage & Billing")
+    wait_for_path(browser, "/usage")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Usage & Billing"
+    assert browser.find_element(By.ID, "balance").text == "$5.00"
+    assert "No requests yet" in browser.page_source
+
+    # A typo is explained and nothing is added.
+    amount = browser.find_element(By.NAME, "amount")
+    amount.send_keys("2,50")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Add credits']").click()
+    assert "not an amount" in browser.find_element(By.CSS_SELECTOR, ".alert").text
+    assert browser.find_element(By.ID, "balance").text == "$5.00"
+
+    amount = browser.find_element(By.NAME, "amount")
+    amount.clear()
+    amount.send_keys("2.50")
+    browser.find_element(By.NAME, "note").send_keys("Browser test")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Add credits']").click()
+    wait_for_path(browser, "/usage")
+    assert browser.find_element(By.ID, "balance").text == "$7.50"
+    assert "Added $2.50" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+    assert browser.find_element(By.CSS_SELECTOR, ".sidebar .balance strong").text == "$7.50"
+    assert "Browser test" in browser.find_element(By.CSS_SELECTOR, "table.ledger").text
+
+    chart = browser.find_element(By.CSS_SELECTOR, "figure.chart svg")
+    assert chart.size["width"] > 300 and chart.size["height"] > 100
+    legend = chart.text
+    for provider in ("OpenAI", "Anthropic", "Google Gemini"):
+        assert provider in legend
+    csv = browser.find_element(By.CSS_SELECTOR, "a[href='/api/v1/usage.csv']")
+    assert csv.text == "Export CSV"
+    screenshot(browser, "usage")
+
+    nav(browser, "Models")
+    wait_for_path(browser, "/models")
+    row = browser.find_element(By.ID, "model-openai-gpt-4o-mini")
+    cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[1] == "$0.15" and cells[4] == "$0.60", cells
+    assert "OpenAI" in cells[-1]
+    screenshot(browser, "models")
