@@ -26,6 +26,10 @@ def test_setup_settings_lock_unlock(hub, browser):
     assert "differ" in browser.find_element(By.CSS_SELECTOR, ".alert").text
 
     submit(browser, {"passphrase": PASSPHRASE, "confirm": PASSPHRASE}, "Create my Hub")
+    wait_for_path(browser, "/connectors")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Connectors"
+    screenshot(browser, "connectors")
+    browser.find_element(By.XPATH, "//nav//a[normalize-space()='Settings']").click()
     wait_for_path(browser, "/settings")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Settings"
     assert browser.find_element(By.CSS_SELECTOR, "a[aria-current=page]").text == "Settings"
@@ -43,8 +47,8 @@ def test_setup_settings_lock_unlock(hub, browser):
     assert "not correct" in browser.find_element(By.CSS_SELECTOR, ".alert").text
     time.sleep(1.1)  # the first wrong passphrase makes the next attempt wait a second
     submit(browser, {"passphrase": PASSPHRASE}, "Unlock")
-    wait_for_path(browser, "/settings")
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Settings"
+    wait_for_path(browser, "/connectors")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Connectors"
 
     log = "".join(hub.log)
     assert PASSPHRASE not in log and "not my passphrase" not in log

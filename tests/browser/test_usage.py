@@ -1,7 +1,9 @@
 """Usage & Billing in a real browser: sign in, read the balance, add credits through the
-form, and find the spend chart and the CSV export; then the Models page's prices."""
+form, and find the spend chart and the CSV export; then the Models page's prices; and the
+requests an app just made through the gateway, in the tables and the chart."""
 
 import pytest
+from openai import OpenAI
 from selenium.webdriver.common.by import By
 
 from conftest import PASSPHRASE, Hub, screenshot, wait_for_path
@@ -19,7 +21,7 @@ def sign_in(browser, hub):
     wait_for_path(browser, "/unlock")
     browser.find_element(By.NAME, "passphrase").send_keys(PASSPHRASE)
     browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
-    wait_for_path(browser, "/settings")
+    wait_for_path(browser, "/connectors")
 
 
 def nav(browser, label):
@@ -69,3 +71,52 @@ def test_add_credits_and_see_the_chart(headless_hub, browser):
     assert cells[1] == "$0.15" and cells[4] == "$0.60", cells
     assert "OpenAI" in cells[-1]
     screenshot(browser, "models")
+
+
+def create_app_in_browser(browser, hub, name):
+    nav(browser, "Apps")
+    wait_for_path(browser, "/apps")
+    browser.find_element(By.NAME, "name").send_keys(name)
+    browser.find_element(By.XPATH, "//button[normalize-space()='Create app']").click()
+    return browser.find_element(By.ID, "app-key").text.strip()
+
+
+def test_requests_just_made_show_up(headless_hub, browser):
+    hub = headless_hub
+    sign_in(browser, hub)
+    key = create_app_in_browser(browser, hub, "Chart check")
+    client = OpenAI(base_url=hub.url("/openai/v1"), api_key=key, max_retries=0)
+    usage = []
+    for prompt in ("Hello there", "Tell me about the sea"):
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+        )
+        usage.append(reply.usage)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Stream please"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    usage.append([c for c in stream][-1].usage)
+    # gpt-4o-mini: $0.15/M input, $0.60/M output; each request rounds up to the micro-dollar.
+    expected = sum(-(-(u.prompt_tokens * 150_000 + u.completion_tokens * 600_000) // 1_000_000) for u in usage)
+
+    nav(browser, "Usage & Billing")
+    wait_for_path(browser, "/usage")
+    balance = browser.find_element(By.ID, "balance").text
+    assert balance == dollars(5_000_000 - expected), (balance, expected)
+    recent = browser.find_element(By.CSS_SELECTOR, "table.requests").text
+    assert recent.count("gpt-4o-mini-2024-07-18") == 3, recent
+    assert "Chart check" in browser.page_source
+    bars = browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect.bar")
+    assert bars, "today's spend is drawn"
+    screenshot(browser, "usage-after-requests")
+
+
+def dollars(micro):
+    """The Hub's way of showing money: cents when whole, otherwise up to six decimals."""
+    whole, frac = divmod(micro, 1_000_000)
+    if frac % 10_000 == 0:
+        return f"${whole}.{frac // 10_000:02d}"
+    return f"${whole}." + f"{frac:06d}".rstrip("0")

@@ -147,14 +147,15 @@ fn pixels(amount: MicroUsd, scale_max: MicroUsd) -> i64 {
     i64::try_from(px).unwrap_or(PLOT_HEIGHT)
 }
 
-/// The smallest 1, 2 or 5 × 10ⁿ micro-USD step whose four ticks cover `max`; one cent when
-/// nothing was spent.
+/// The smallest 1, 2 or 5 × 10ⁿ micro-USD step whose four ticks cover `max`, so even a day of
+/// fractions of a cent draws a visible bar; a two-cent scale when nothing was spent.
 fn nice_ceiling(max: MicroUsd) -> MicroUsd {
+    let floor = if max.0 <= 0 { 10_000 } else { 0 };
     let mut magnitude: i64 = 1;
     loop {
         for step in [1, 2, 5] {
             let candidate = step * magnitude * Y_TICKS;
-            if candidate >= max.0 && candidate >= 10_000 {
+            if candidate >= max.0 && candidate >= floor {
                 return MicroUsd(candidate);
             }
         }
@@ -251,6 +252,13 @@ mod tests {
         assert!(last_day[1].title.contains("Google Gemini · $0.50"));
         assert_eq!(chart.x_ticks.last().unwrap().text, "Mar 30");
         assert_eq!(chart.x_ticks.len(), 6);
+    }
+
+    #[test]
+    fn fractions_of_a_cent_get_a_scale_of_their_own() {
+        assert_eq!(nice_ceiling(MicroUsd(149)), MicroUsd(200));
+        assert_eq!(nice_ceiling(MicroUsd(1_137)), MicroUsd(2_000));
+        assert_eq!(nice_ceiling(MicroUsd(0)), MicroUsd(20_000));
     }
 
     #[test]
