@@ -59,13 +59,10 @@ def _read_listen_line(proc, what):
 
 
 def _stop(proc):
+    # No graceful shutdown: it waits for idle keep-alive connections of the SDK clients.
     if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.kill()
+    proc.wait()
 
 
 class EmulatorProcess:

@@ -10,6 +10,7 @@ import json
 import math
 import pathlib
 import re
+import socket
 import time
 from fractions import Fraction
 
@@ -149,7 +150,6 @@ def hub():
     """A Hub with its managed connections in demo mode (answered by the built-in emulator)."""
     h = HubProcess()
     yield h
-    open("/tmp/hublog.txt","w").write("".join(h.log))
     h.close()
 
 
@@ -163,6 +163,55 @@ def offline_hub():
     h = HubProcess("--offline")
     yield h
     h.close()
+
+
+# ---------------------------------------------------------------- management API connection reuse
+
+
+def test_a_json_call_whose_body_is_ignored_keeps_the_connection_usable(hub):
+    """Clients send the head and the body in two writes (httpx does). When a handler has no use
+    for the body (enable a managed connection, lock, verify), the Hub must still read it, or
+    close the connection *saying so* (`Connection: close`). Answering as if the connection stayed
+    open and then dropping it makes the client's next request fail with "Server disconnected"."""
+    cookie = "; ".join(f"{k}={v}" for k, v in hub.api.cookies.items())
+    host, port = hub.base.removeprefix("http://").split(":")
+    body = b"{}"
+    head = (
+        f"POST /api/v1/connections/managed/openai HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nCookie: {cookie}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(head)
+        time.sleep(0.05)  # the body follows in its own segment, as from httpx
+        s.sendall(body)
+        first = _read_response(s)
+        assert first.startswith(b"HTTP/1.1 200"), first[:80]
+        if b"connection: close" in first.lower():
+            return  # closing is fine when announced
+        try:
+            s.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            second = _read_response(s)
+        except OSError as e:  # broken pipe / reset
+            second = repr(e).encode()
+        assert second.startswith(b"HTTP/1.1 200"), f"keep-alive connection dropped: {second[:80]!r}"
+
+
+def _read_response(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    want = int(length.group(1)) if length else 0
+    while len(rest) < want:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return head + b"\r\n\r\n" + rest
 
 
 # ---------------------------------------------------------------- OpenAI
@@ -454,7 +503,7 @@ def test_locked_hub_refuses_with_hub_locked(hub):
     key = hub.create_app("locked")["key"]
     c, a, g = oai(hub, key), ant(hub, key), gem(hub, key)
     c.models.list()
-    hub.call("POST", "/api/v1/lock", {})
+    hub.call("POST", "/api/v1/lock", expect=200)
     try:
         meter = Meter(hub)
         with pytest.raises(openai.APIStatusError) as e:
@@ -492,7 +541,7 @@ def test_disabled_managed_connections_are_revoked_and_come_back(hub):
         meter.nothing()
     finally:
         for p in ("openai", "anthropic", "gemini"):
-            hub.call("POST", f"/api/v1/connections/managed/{p}", {}, expect=200)
+            hub.call("POST", f"/api/v1/connections/managed/{p}", expect=200)
     assert c.chat.completions.create(model="gpt-4o-mini", messages=say()).choices
     assert a.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=say()).content
     assert g.models.generate_content(model="gemini-2.5-flash", contents="hi").text
