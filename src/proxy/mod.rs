@@ -284,13 +284,13 @@ async fn authenticate(hub: &Hub, info: &RequestInfo) -> Result<Option<Arc<AppAut
         None => match load_app(hub, id).await {
             Ok(Some(app)) => app,
             Ok(None) => return Ok(None),
-            Err(e) => return Err(internal(hub, e)),
+            Err(e) => return Err(internal(e)),
         },
     };
     Ok(secret_matches(secret, &app.key_hash).then_some(app))
 }
 
-fn internal(_hub: &Hub, e: HubError) -> Outgoing {
+fn internal(e: HubError) -> Outgoing {
     tracing::error!(error = %e, "gateway failure");
     Outgoing {
         status: 500,
@@ -383,7 +383,7 @@ async fn bound_connection(
                     "Hub locked: unlock the Workshop Hub and retry.",
                 ));
             }
-            Err(e) => return Err(internal(hub, e)),
+            Err(e) => return Err(internal(e)),
         },
     };
     if !target.enabled {
@@ -484,6 +484,7 @@ async fn forward(
         {
             let wait = retry_wait(response.headers(), attempt);
             let status = response.status().as_u16();
+            let headers = response_headers(response.headers());
             let body = response.bytes().await.unwrap_or_default();
             if api.classify(status, &body) == Some(Trouble::RateLimitExceeded) {
                 attempt += 1;
@@ -495,7 +496,7 @@ async fn forward(
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            return relay_error(hub, api, admitted, status, Vec::new(), body).await;
+            return relay_error(hub, api, admitted, status, headers, body).await;
         }
         break response;
     };
