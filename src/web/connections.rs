@@ -184,8 +184,14 @@ pub struct PageQuery {
 
 fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
-        "added" => "Connection added and checked.",
-        "verified" => "Verification finished.",
+        "added" => "Connection added and checked: it can list the provider's models.",
+        "added-failed" => {
+            "Connection added, but the check failed. The problem and what to do about it are shown on the connection."
+        }
+        "verified" => "Verified: the connection can list the provider's models.",
+        "verify-failed" => {
+            "Verification failed. The problem and what to do about it are shown on the connection."
+        }
         "renamed" => "Connection renamed.",
         "rotated" => "Key replaced. The connection keeps its apps.",
         "deleted" => "Connection deleted. Its key is gone from the Hub.",
@@ -285,8 +291,9 @@ pub async fn add(
     let h = hub.clone();
     match blocking(move || h.add_connection(provider, &name, &api_key)).await {
         Ok(view) => {
-            hub.verify_connection(&view.id).await?;
-            Ok(back("added", Some(&view.id)))
+            let checked = hub.verify_connection(&view.id).await?;
+            let notice = if checked.ok { "added" } else { "added-failed" };
+            Ok(back(notice, Some(&view.id)))
         }
         Err(e) => form_error(&hub, &session, Some(provider), e).await,
     }
@@ -299,8 +306,13 @@ pub async fn verify(
     form: web::Form<super::pages::CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&session, form.token())?;
-    hub.verify_connection(&id).await?;
-    Ok(back("verified", Some(&id)))
+    let checked = hub.verify_connection(&id).await?;
+    let notice = if checked.ok {
+        "verified"
+    } else {
+        "verify-failed"
+    };
+    Ok(back(notice, Some(&id)))
 }
 
 #[derive(Deserialize)]
