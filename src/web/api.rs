@@ -53,12 +53,38 @@ pub async fn create_session(
         .json(hub.status()?))
 }
 
-pub async fn end_session(hub: web::Data<Hub>, session: ApiSession) -> HttpResponse {
+/// Reads and discards a request body the call does not use. A body left unread would make
+/// the server drop the keep-alive connection after answering, breaking the client's next
+/// request on it.
+pub struct Drained;
+
+impl actix_web::FromRequest for Drained {
+    type Error = actix_web::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Drained, Self::Error>>>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            body.await?;
+            Ok(Drained)
+        })
+    }
+}
+
+pub async fn end_session(hub: web::Data<Hub>, session: ApiSession, _body: Drained) -> HttpResponse {
     hub.sign_out(session.id.as_str());
     HttpResponse::NoContent().cookie(cleared_cookie()).finish()
 }
 
-pub async fn lock(hub: web::Data<Hub>, _session: ApiSession) -> Result<HttpResponse, ApiError> {
+pub async fn lock(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    _body: Drained,
+) -> Result<HttpResponse, ApiError> {
     hub.lock();
     Ok(HttpResponse::Ok()
         .cookie(cleared_cookie())

@@ -61,6 +61,7 @@ pub async fn api_delete(
     hub: web::Data<Hub>,
     _s: ApiSession,
     id: web::Path<String>,
+    _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
     let h = hub.clone();
     blocking(move || h.delete_app(&id)).await?;
@@ -71,6 +72,7 @@ pub async fn api_rotate(
     hub: web::Data<Hub>,
     _s: ApiSession,
     id: web::Path<String>,
+    _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
     let h = hub.clone();
     Ok(HttpResponse::Ok().json(blocking(move || h.rotate_app_key(&id)).await?))

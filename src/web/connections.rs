@@ -97,6 +97,7 @@ pub async fn api_delete(
     hub: web::Data<Hub>,
     _s: ApiSession,
     id: web::Path<String>,
+    _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
     let h = hub.clone();
     blocking(move || h.delete_connection(&id)).await?;
@@ -107,6 +108,7 @@ pub async fn api_verify(
     hub: web::Data<Hub>,
     _s: ApiSession,
     id: web::Path<String>,
+    _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
     let result = hub.verify_connection(&id).await?;
     Ok(HttpResponse::Ok().json(result))
@@ -116,6 +118,7 @@ pub async fn api_enable_managed(
     hub: web::Data<Hub>,
     _s: ApiSession,
     provider: web::Path<String>,
+    _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
     let provider = parse_provider(&provider)?;
     let h = hub.clone();

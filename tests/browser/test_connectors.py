@@ -50,6 +50,11 @@ def managed_tile(driver, provider):
     return driver.find_element(By.ID, f"conn-managed-{provider}")
 
 
+def show(driver, element):
+    """Scrolls `element` into view, so the screenshot shows what the step is about."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+
+
 def badges(element):
     return [b.text for b in element.find_elements(By.CSS_SELECTOR, ".badge")]
 
@@ -76,7 +81,8 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     card.find_element(By.XPATH, ".//label[contains(., 'API Key')]/input").send_keys(OPENAI_KEY)
     card.find_element(By.XPATH, ".//button[normalize-space()='Add Connection']").click()
     wait_for_path(browser, "/connectors")
-    assert "Connection added" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+    notice = browser.find_element(By.CSS_SELECTOR, ".notice").text
+    assert "Connection added" in notice and "fail" not in notice.lower(), notice
     conns = [c for c in api.get("/api/v1/connections").json()["data"] if c["kind"] == "byok"]
     assert len(conns) == 1 and conns[0]["provider"] == "openai" and conns[0]["name"] == "Work account"
     conn_id = conns[0]["id"]
@@ -91,12 +97,14 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     assert "gpt-4o-mini" in models
     assert conns[0]["last_verified_at"] is not None and conns[0]["last_error"] is None
     assert OPENAI_KEY not in browser.page_source and OPENAI_KEY[12:40] not in browser.page_source
+    show(browser, mine)
     screenshot(browser, "connectors-byok-added")
 
     first_check = conns[0]["last_verified_at"]
     mine.find_element(By.XPATH, ".//button[normalize-space()='Verify']").click()
     wait_for_path(browser, "/connectors")
-    assert "Verification finished" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+    notice = browser.find_element(By.CSS_SELECTOR, ".notice").text
+    assert re.search(r"Verified|Verification finished", notice) and "fail" not in notice.lower(), notice
     mine = browser.find_element(By.ID, f"conn-{conn_id}")
     assert "gpt-4o-mini" in [li.text for li in mine.find_elements(By.CSS_SELECTOR, ".model-list li")]
     assert mine.find_element(By.CSS_SELECTOR, "p.mono").text == hint
@@ -114,6 +122,7 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     assert NOT_AN_ANTHROPIC_KEY not in browser.page_source
     assert "Wrong card" not in [c["name"] for c in api.get("/api/v1/connections").json()["data"]]
     assert len(api.get("/api/v1/connections").json()["data"]) == 4
+    show(browser, alert)
     screenshot(browser, "connectors-wrong-format")
 
     # ---- delete the managed OpenAI connection: the confirmation lists the app that loses access
@@ -134,6 +143,7 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     with pytest.raises(openai.PermissionDeniedError) as e:
         sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert e.value.code == "connector_revoked"
+    show(browser, tile)
     screenshot(browser, "connectors-managed-deleted")
 
     tile.find_element(By.XPATH, ".//button[normalize-space()='Enable']").click()
@@ -143,5 +153,6 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     assert tile.find_element(By.LINK_TEXT, "Delete Connection")
     assert api.get("/api/v1/connections/managed-openai").json()["status"] == "active"
     assert sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices
+    show(browser, tile)
     screenshot(browser, "connectors-managed-enabled")
     api.close()
