@@ -42,6 +42,8 @@ struct Inner {
     http: reqwest::Client,
     local_port: OnceLock<u16>,
     gateway: crate::proxy::GatewayState,
+    /// Whether any enabled managed connector is a demo; computed on first need after a change.
+    demo: std::sync::Mutex<Option<bool>>,
 }
 
 impl Hub {
@@ -65,6 +67,7 @@ impl Hub {
                 http,
                 local_port: OnceLock::new(),
                 gateway: crate::proxy::GatewayState::default(),
+                demo: std::sync::Mutex::new(None),
             }),
         };
         hub.headless_unlock()?;
@@ -107,6 +110,23 @@ impl Hub {
     /// Drops cached app keys and connection targets after a change.
     pub fn invalidate_gateway(&self) {
         self.inner.gateway.invalidate();
+        *self.inner.demo.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// True when some enabled managed connector has no platform key, so its answers come
+    /// from the built-in emulator (the layout shows a Demo badge).
+    pub fn any_demo(&self) -> bool {
+        let mut cached = self.inner.demo.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(demo) = *cached {
+            return demo;
+        }
+        let demo = self.list_connections().is_ok_and(|list| {
+            list.iter().any(|c| {
+                c.is_managed() && c.is_enabled() && c.backing == connections::Backing::Demo
+            })
+        });
+        *cached = Some(demo);
+        demo
     }
 
     /// The credit balance and open holds.

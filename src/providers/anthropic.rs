@@ -16,8 +16,9 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
-    ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage,
+    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, PlaygroundRequest,
+    Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream,
+    Usage,
 };
 
 /// The API version the Hub itself uses for model lists.
@@ -135,6 +136,41 @@ impl ProviderApi for AnthropicApi {
             demo_key: "sk-ant-api03-WorkshopHubDemoKey000000000000000000000000000AA",
             described: "sk-ant-…",
         }
+    }
+
+    fn playground_request(
+        &self,
+        model: &str,
+        prompt: &str,
+        max_tokens: u64,
+        stream: bool,
+    ) -> PlaygroundRequest {
+        let body = json!({
+            "model": model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": prompt}],
+            "stream": stream,
+        });
+        PlaygroundRequest {
+            path: "/v1/messages".into(),
+            query: None,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("anthropic-version".into(), API_VERSION.into()),
+            ],
+            body: json_bytes(&body),
+        }
+    }
+
+    fn reply_text(&self, body: &[u8]) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let text: String = v["content"]
+            .as_array()?
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str())
+            .collect();
+        Some(text)
     }
 }
 

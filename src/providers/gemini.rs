@@ -17,8 +17,9 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
-    ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage, openai,
+    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, PlaygroundRequest,
+    Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream,
+    Usage, openai,
 };
 
 /// Gemini's half of the proxy.
@@ -144,6 +145,41 @@ impl ProviderApi for GeminiApi {
             demo_key: "AIzaWorkshopHubDemoKey00000000000000000",
             described: "AIza… (39 characters)",
         }
+    }
+
+    fn playground_request(
+        &self,
+        model: &str,
+        prompt: &str,
+        max_tokens: u64,
+        stream: bool,
+    ) -> PlaygroundRequest {
+        let body = serde_json::json!({
+            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": {"maxOutputTokens": max_tokens},
+        });
+        let (method, query) = if stream {
+            ("streamGenerateContent", Some("alt=sse".to_string()))
+        } else {
+            ("generateContent", None)
+        };
+        PlaygroundRequest {
+            path: format!("/v1beta/models/{model}:{method}"),
+            query,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: json_bytes(&body),
+        }
+    }
+
+    fn reply_text(&self, body: &[u8]) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let text: String = v["candidates"][0]["content"]["parts"]
+            .as_array()?
+            .iter()
+            .filter(|p| p["thought"] != true)
+            .filter_map(|p| p["text"].as_str())
+            .collect();
+        Some(text)
     }
 }
 

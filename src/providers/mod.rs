@@ -127,6 +127,27 @@ pub trait ProviderApi: Send + Sync {
 
     /// What this provider's API keys look like.
     fn key_format(&self) -> KeyFormat;
+
+    /// A one-prompt request in this provider's native API, for the Hub's Playground.
+    fn playground_request(
+        &self,
+        model: &str,
+        prompt: &str,
+        max_tokens: u64,
+        stream: bool,
+    ) -> PlaygroundRequest;
+
+    /// The reply text of a successful non-streamed answer.
+    fn reply_text(&self, body: &[u8]) -> Option<String>;
+}
+
+/// A request the Playground sends through the gateway, in the provider's own terms.
+#[derive(Debug, Clone)]
+pub struct PlaygroundRequest {
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Headers,
+    pub body: Bytes,
 }
 
 /// The shape of a provider's API keys, for checking a pasted key before it is stored.

@@ -17,8 +17,9 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, Provider, ProviderApi,
-    ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream, Usage,
+    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, PlaygroundRequest,
+    Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream,
+    Usage,
 };
 
 /// OpenAI's half of the proxy.
@@ -92,6 +93,37 @@ impl ProviderApi for OpenAiApi {
             demo_key: "sk-proj-WorkshopHubDemoKey000000000000000000T3BlbkFJ00000000000000000000",
             described: "sk-proj-… (or an older sk-… key)",
         }
+    }
+
+    fn playground_request(
+        &self,
+        model: &str,
+        prompt: &str,
+        max_tokens: u64,
+        stream: bool,
+    ) -> PlaygroundRequest {
+        let mut body = json!({
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_completion_tokens": max_tokens,
+        });
+        if stream {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        PlaygroundRequest {
+            path: "/v1/chat/completions".into(),
+            query: None,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: json_bytes(&body),
+        }
+    }
+
+    fn reply_text(&self, body: &[u8]) -> Option<String> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .map(str::to_owned)
     }
 }
 

@@ -147,8 +147,23 @@ struct Admitted {
     started: Instant,
 }
 
-/// Handles one proxied request from start to finish.
+/// Who is calling: an app with its key, or the Hub's own Playground (a signed-in person)
+/// on a connection they picked.
+pub enum Caller {
+    AppKey,
+    Playground { connection_id: String },
+}
+
+/// The app id Playground requests are recorded under.
+pub const PLAYGROUND_APP: &str = "playground";
+
+/// Handles one proxied request from an app, from start to finish.
 pub async fn handle(hub: &Hub, req: Incoming) -> Outgoing {
+    handle_as(hub, req, Caller::AppKey).await
+}
+
+/// Handles one request for `caller`: the same checks, forwarding, metering and record.
+pub async fn handle_as(hub: &Hub, req: Incoming, caller: Caller) -> Outgoing {
     let api = providers::api(req.provider);
     let started_at = Utc::now();
     let started = Instant::now();
@@ -160,7 +175,7 @@ pub async fn handle(hub: &Hub, req: Incoming) -> Outgoing {
         body: &req.body,
     };
     let info = api.inspect(&request);
-    let admitted = match admit(hub, &req, info, started_at, started).await {
+    let admitted = match admit(hub, &req, caller, info, started_at, started).await {
         Ok(a) => a,
         Err(out) => return out,
     };
@@ -171,6 +186,7 @@ pub async fn handle(hub: &Hub, req: Incoming) -> Outgoing {
 async fn admit(
     hub: &Hub,
     req: &Incoming,
+    caller: Caller,
     info: RequestInfo,
     started_at: DateTime<Utc>,
     started: Instant,
@@ -183,13 +199,23 @@ async fn admit(
             "Hub locked: the Workshop Hub is locked. Unlock it in the browser (or start it with WORKSHOP_HUB_PASSPHRASE) and retry.",
         ));
     }
-    let app = authenticate(hub, &info).await?.ok_or_else(|| {
-        refusal(
-            p,
-            Refusal::InvalidAppKey,
-            "Invalid app key: use the whk_… key of one of your apps (Apps page in the Hub) as this SDK's API key.",
-        )
-    })?;
+    let app = match caller {
+        Caller::AppKey => authenticate(hub, &info).await?.ok_or_else(|| {
+            refusal(
+                p,
+                Refusal::InvalidAppKey,
+                "Invalid app key: use the whk_… key of one of your apps (Apps page in the Hub) as this SDK's API key.",
+            )
+        })?,
+        Caller::Playground { connection_id } => Arc::new(AppAuth {
+            id: PLAYGROUND_APP.to_string(),
+            key_hash: Vec::new(),
+            bindings: HashMap::from([(p, connection_id)]),
+            monthly_budget: None,
+            rpm: None,
+            tpm: None,
+        }),
+    };
     let connection = bound_connection(hub, &app, p).await?;
     let model = match (&info.model, info.endpoint.is_billable()) {
         (Some(name), _) => hub.catalog().resolve(p, name).cloned(),

@@ -10,6 +10,7 @@ pub mod emulator;
 pub mod errors;
 pub mod models;
 pub mod pages;
+pub mod playground;
 pub mod proxy;
 pub mod security;
 pub mod usage;
@@ -67,7 +68,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/usage", web::get().to(usage::api::usage))
                 .route("/usage/requests", web::get().to(usage::api::requests))
                 .route("/usage.csv", web::get().to(usage::api::usage_csv))
-                .route("/models", web::get().to(models::list)),
+                .route("/models", web::get().to(models::list))
+                .route("/playground", web::post().to(playground::stream)),
         )
         .route("/", web::get().to(pages::index))
         .route("/setup", web::get().to(pages::setup_form))
@@ -109,6 +111,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/models", web::get().to(models::page))
         .route("/usage", web::get().to(usage::pages::usage))
         .route("/usage/credits", web::post().to(usage::pages::add_credits))
+        .route("/playground", web::get().to(playground::show))
+        .route("/playground", web::post().to(playground::ask))
         .route("/settings", web::get().to(pages::settings))
         .route(
             "/settings/platform-key/{provider}",

@@ -20,6 +20,8 @@ pub struct Layout {
     pub version: &'static str,
     /// The credit balance as shown in the sidebar, e.g. `$4.98`.
     pub balance: String,
+    /// Some managed connector answers from the emulator (no platform key).
+    pub demo: bool,
 }
 
 impl Layout {
@@ -29,6 +31,7 @@ impl Layout {
             ("connectors", "/connectors", "Connectors"),
             ("apps", "/apps", "Apps"),
             ("models", "/models", "Models"),
+            ("playground", "/playground", "Playground"),
             ("usage", "/usage", "Usage & Billing"),
             ("settings", "/settings", "Settings"),
         ]
@@ -41,6 +44,7 @@ impl Layout {
             offline: hub.config().offline,
             version: env!("CARGO_PKG_VERSION"),
             balance: hub.credits().balance().to_string(),
+            demo: hub.any_demo(),
         }
     }
 }

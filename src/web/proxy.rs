@@ -98,7 +98,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<bytes::Byt
     Ok(body.freeze())
 }
 
-fn respond(out: Outgoing) -> HttpResponse {
+pub fn respond(out: Outgoing) -> HttpResponse {
     let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
     for (name, value) in &out.headers {

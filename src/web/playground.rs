@@ -1,0 +1,282 @@
+//! The Playground: try a model from the browser. The request goes through the gateway like
+//! an app's would (same connection, credits, metering), recorded under "Playground". The
+//! form works without JavaScript; with it, the answer streams in as it is generated.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::auth::{ApiSession, PageSession};
+use super::errors::{ApiError, PageError};
+use super::pages::{Layout, blocking, check_csrf, render};
+use crate::catalog::ModelKind;
+use crate::hub::connections::ConnectionView;
+use crate::hub::{Hub, HubError};
+use crate::providers::{self, Provider};
+use crate::proxy::{self, Caller, Incoming, OutBody};
+
+const MAX_PROMPT_CHARS: usize = 20_000;
+const MAX_TOKENS_LIMIT: u64 = 4_096;
+const DEFAULT_MAX_TOKENS: u64 = 512;
+
+/// One connection and the chat models it can be asked for.
+struct TargetGroup {
+    label: String,
+    options: Vec<(String, String)>,
+}
+
+/// What was asked and answered, to show under the form.
+struct Exchange {
+    model: String,
+    reply: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "playground.html")]
+struct PlaygroundPage {
+    l: Layout,
+    groups: Vec<TargetGroup>,
+    selected: String,
+    prompt: String,
+    max_tokens: u64,
+    exchange: Option<Exchange>,
+}
+
+fn groups(hub: &Hub, connections: &[ConnectionView]) -> Vec<TargetGroup> {
+    connections
+        .iter()
+        .filter(|c| c.is_enabled())
+        .map(|c| {
+            let kind = if c.is_managed() {
+                "managed, Hub credits".to_string()
+            } else {
+                "your key".to_string()
+            };
+            TargetGroup {
+                label: format!("{} — {} ({kind})", c.provider.display_name(), c.name),
+                options: hub
+                    .catalog()
+                    .for_provider(c.provider)
+                    .filter(|m| m.kind == ModelKind::Chat)
+                    .map(|m| (format!("{}|{}", c.id, m.id), m.display_name.clone()))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+async fn page(
+    hub: &web::Data<Hub>,
+    session: &PageSession,
+    status: StatusCode,
+    form: Option<&PlayForm>,
+    exchange: Option<Exchange>,
+) -> Result<HttpResponse, PageError> {
+    let h = hub.clone();
+    let connections = blocking(move || h.list_connections()).await?;
+    let groups = groups(hub, &connections);
+    let selected = form
+        .map(|f| f.target.clone())
+        .or_else(|| default_target(&groups))
+        .unwrap_or_default();
+    render(
+        status,
+        &PlaygroundPage {
+            l: Layout::new(hub, session, "playground"),
+            groups,
+            selected,
+            prompt: form.map(|f| f.prompt.clone()).unwrap_or_default(),
+            max_tokens: form
+                .and_then(|f| f.max_tokens)
+                .unwrap_or(DEFAULT_MAX_TOKENS),
+            exchange,
+        },
+    )
+}
+
+/// gpt-4o-mini on the managed OpenAI connector when it is on, else the first choice.
+fn default_target(groups: &[TargetGroup]) -> Option<String> {
+    let all = || groups.iter().flat_map(|g| g.options.iter());
+    all()
+        .find(|(v, _)| v.ends_with("|gpt-4o-mini"))
+        .or_else(|| all().next())
+        .map(|(v, _)| v.clone())
+}
+
+pub async fn show(hub: web::Data<Hub>, session: PageSession) -> Result<HttpResponse, PageError> {
+    page(&hub, &session, StatusCode::OK, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct PlayForm {
+    #[serde(default)]
+    csrf: String,
+    target: String,
+    prompt: String,
+    max_tokens: Option<u64>,
+}
+
+/// The checked parts of a Playground request.
+struct Ask {
+    connection_id: String,
+    provider: Provider,
+    model: String,
+    prompt: String,
+    max_tokens: u64,
+}
+
+fn check(hub: &Hub, form: &PlayForm) -> Result<Ask, HubError> {
+    let (connection_id, model) = form
+        .target
+        .split_once('|')
+        .ok_or_else(|| HubError::bad_input("target", "Pick a connection and model."))?;
+    let connection = hub.connection(connection_id)?;
+    if !connection.is_enabled() {
+        return Err(HubError::bad_input(
+            "target",
+            "That connection is deleted; enable it or pick another.",
+        ));
+    }
+    let prompt = form.prompt.trim();
+    if prompt.is_empty() {
+        return Err(HubError::bad_input("prompt", "Write a prompt first."));
+    }
+    if prompt.chars().count() > MAX_PROMPT_CHARS {
+        return Err(HubError::bad_input(
+            "prompt",
+            format!("Keep the prompt under {MAX_PROMPT_CHARS} characters."),
+        ));
+    }
+    let max_tokens = form.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if !(1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {
+        return Err(HubError::bad_input(
+            "max_tokens",
+            format!("Max tokens must be between 1 and {MAX_TOKENS_LIMIT}."),
+        ));
+    }
+    Ok(Ask {
+        connection_id: connection.id,
+        provider: connection.provider,
+        model: model.to_string(),
+        prompt: prompt.to_string(),
+        max_tokens,
+    })
+}
+
+fn incoming(ask: &Ask, stream: bool) -> Incoming {
+    let request = providers::api(ask.provider).playground_request(
+        &ask.model,
+        &ask.prompt,
+        ask.max_tokens,
+        stream,
+    );
+    Incoming {
+        provider: ask.provider,
+        method: "POST".into(),
+        path: request.path,
+        query: request.query,
+        headers: request.headers,
+        body: request.body,
+    }
+}
+
+/// The message of an error body in any of the three providers' shapes.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let e = if v.is_array() {
+                &v[0]["error"]
+            } else {
+                &v["error"]
+            };
+            e["message"].as_str().map(str::to_string)
+        })
+        .unwrap_or_else(|| "The request failed.".to_string())
+}
+
+/// Without JavaScript: ask, wait for the whole answer, show it.
+pub async fn ask(
+    hub: web::Data<Hub>,
+    session: PageSession,
+    form: web::Form<PlayForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    check_csrf(&session, &form.csrf)?;
+    let h = hub.clone();
+    let checked = {
+        let f = PlayForm {
+            csrf: String::new(),
+            target: form.target.clone(),
+            prompt: form.prompt.clone(),
+            max_tokens: form.max_tokens,
+        };
+        blocking(move || check(&h, &f)).await
+    };
+    let ask = match checked {
+        Ok(a) => a,
+        Err(e) => {
+            let (status, _) = super::errors::classify(&e);
+            let exchange = Exchange {
+                model: String::new(),
+                reply: None,
+                error: Some(e.to_string()),
+            };
+            return page(&hub, &session, status, Some(&form), Some(exchange)).await;
+        }
+    };
+    let out = proxy::handle_as(
+        &hub,
+        incoming(&ask, false),
+        Caller::Playground {
+            connection_id: ask.connection_id.clone(),
+        },
+    )
+    .await;
+    let body = match out.body {
+        OutBody::Full(b) => b,
+        OutBody::Stream(_) => bytes::Bytes::new(),
+    };
+    let api = providers::api(ask.provider);
+    let (reply, error) = if out.status < 400 {
+        (api.reply_text(&body), None)
+    } else {
+        (None, Some(error_message(&body)))
+    };
+    let exchange = Exchange {
+        model: ask.model.clone(),
+        reply,
+        error,
+    };
+    page(&hub, &session, StatusCode::OK, Some(&form), Some(exchange)).await
+}
+
+/// With JavaScript: the provider's own event stream, passed through as it arrives. The
+/// `x-workshop-provider` header tells the page which format to read.
+pub async fn stream(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    body: web::Json<PlayForm>,
+) -> Result<HttpResponse, ApiError> {
+    let form = body.into_inner();
+    let h = hub.clone();
+    let ask = blocking(move || check(&h, &form)).await?;
+    let out = proxy::handle_as(
+        &hub,
+        incoming(&ask, true),
+        Caller::Playground {
+            connection_id: ask.connection_id.clone(),
+        },
+    )
+    .await;
+    let mut res = super::proxy::respond(out);
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(ask.provider.as_str()) {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-workshop-provider"),
+            v,
+        );
+    }
+    Ok(res)
+}
