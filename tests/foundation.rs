@@ -597,3 +597,24 @@ fn help_explains_the_commands_and_variables() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[tokio::test]
+async fn a_form_the_hub_cannot_read_still_gets_a_page() {
+    let hub = TestHub::start(Launch::default().unlocked());
+    let cookie = sign_in(&hub, PASSPHRASE).await;
+    let res = client()
+        .post(hub.url("/connectors/add"))
+        .header("cookie", &cookie)
+        .form(&[("name", "missing the other fields")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(res.text().await.unwrap().contains("could not be read"));
+}

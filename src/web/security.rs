@@ -73,7 +73,34 @@ pub async fn baseline(
         return Ok(with_headers(req.into_response(response)));
     }
     let res = next.call(req).await?.map_into_boxed_body();
+    let res = if surface == Surface::Page {
+        as_error_page(res)
+    } else {
+        res
+    };
     Ok(with_headers(res))
+}
+
+/// Browser routes never show raw text: an error that is not already a page (a form or query
+/// the extractors could not read, say) is rendered as one.
+fn as_error_page(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if status.as_u16() < 400 || is_html {
+        return res;
+    }
+    let message = match status.as_u16() {
+        400 => "The form could not be read. Go back, reload the page and try again.",
+        404 => "There is nothing at this address.",
+        405 => "This page cannot be used that way.",
+        413 => "What was sent is too large.",
+        _ => "Something went wrong. The Hub's log has the details.",
+    };
+    res.into_response(super::errors::error_page(status, message))
 }
 
 type Refusal = (StatusCode, &'static str, &'static str);
