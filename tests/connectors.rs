@@ -376,6 +376,10 @@ async fn the_database_never_holds_a_plaintext_key() {
             .await;
     }
     scan("after deleting");
+    let log = api.hub.log();
+    for key in keys.iter().chain([&rotated, &platform]) {
+        assert!(!log.contains(&key[..16]), "the log holds part of {key}");
+    }
     let wal = std::fs::metadata(api.hub.data_dir.join("hub.db-wal"))
         .map(|m| m.len())
         .unwrap_or(0);

@@ -114,6 +114,10 @@ async fn a_completed_response_survives_kill_9() {
         .await
         .unwrap();
     assert!(text.contains("[DONE]"));
+    assert!(
+        !gw.hub.log().contains(&gw.key[4..]),
+        "the app key never reaches the log"
+    );
     let dir = gw.hub.data_dir.clone();
     let (_dir, _tmp) = gw.hub.stop_keep_data(); // SIGKILL, no clean shutdown
     let records = records_in(&dir);
