@@ -7,7 +7,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse, web};
+use actix_web::{Error, web};
 
 use super::errors::{Surface, error_response_for};
 
@@ -210,13 +210,6 @@ pub async fn access_log(
         ms = started.elapsed().as_millis() as u64,
     );
     Ok(res)
-}
-
-/// A plain 421/403/415 response for refusals that happen before routing.
-pub fn plain_refusal(status: StatusCode, message: &'static str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(message)
 }
 
 #[cfg(test)]
