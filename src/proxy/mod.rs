@@ -269,6 +269,16 @@ async fn admit(
         match hub.credits().hold(estimate) {
             Ok(h) => Some(h),
             Err(short) => {
+                note_trouble(
+                    hub,
+                    &connection,
+                    Trouble::InsufficientCredits,
+                    format!(
+                        "An app's request needed up to {} with {} available.",
+                        short.needed,
+                        short.available()
+                    ),
+                );
                 return Err(refusal(
                     p,
                     Refusal::InsufficientCredits,
