@@ -1,4 +1,4 @@
-//! Writes usage records in batches: every waiting record goes into one transaction, and
+//! Writes usage records in batches on a thread of its own: every waiting record goes into one transaction, and
 //! each caller learns when its record is durable. Credits and budgets are settled only
 //! after the commit, so the balance in memory always equals the ledger's sum.
 
@@ -24,10 +24,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer on a thread of its own: it blocks on SQLite, so it stays off the
+    /// async workers without a hop through the blocking pool for every batch.
     pub fn start(hub: Hub) -> Recorder {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(hub, rx));
+        let spawned = std::thread::Builder::new()
+            .name("usage-writer".into())
+            .spawn(move || run(hub, rx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "the usage writer could not start");
+        }
         Recorder { tx }
     }
 
@@ -49,8 +55,9 @@ impl Recorder {
     }
 }
 
-async fn run(hub: Hub, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = rx.recv().await {
+/// Takes whatever is waiting (up to a batch) and writes it in one transaction.
+fn run(hub: Hub, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -58,18 +65,13 @@ async fn run(hub: Hub, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        write_batch(&hub, batch).await;
+        write_batch(&hub, batch);
     }
 }
 
-async fn write_batch(hub: &Hub, batch: Vec<Job>) {
+fn write_batch(hub: &Hub, batch: Vec<Job>) {
     let records: Vec<NewUsage> = batch.iter().map(|j| j.usage.clone()).collect();
-    let store = hub.store().clone();
-    let committed = tokio::task::spawn_blocking(move || store.insert_usage_batch(&records))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    let ok = match committed {
+    let ok = match hub.store().insert_usage_batch(&records) {
         Ok(_) => true,
         Err(e) => {
             tracing::error!(error = %e, records = batch.len(), "usage records could not be written");

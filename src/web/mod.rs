@@ -145,9 +145,10 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(hub))
         .app_data(web::Data::new(hosts))
+        // The gateway first: app calls are the hot path and match on a static prefix.
+        .configure(proxy::mount)
         .configure(routes)
         .configure(|cfg| emulator::mount(cfg, emulator))
-        .configure(proxy::mount)
         .default_service(web::to(errors::not_found))
         .wrap(from_fn(security::baseline))
         .wrap(from_fn(security::access_log))

@@ -11,13 +11,13 @@ use crate::hub::Hub;
 use crate::providers::{Provider, Refusal};
 use crate::proxy::{self, Incoming, OutBody, Outgoing};
 
-/// Registers the three provider surfaces for every method.
+/// Registers the three provider surfaces for every method. Each is a scope on a static
+/// prefix, so routing a gateway call needs no pattern matching.
 pub fn mount(cfg: &mut web::ServiceConfig) {
     for provider in Provider::ALL {
-        cfg.route(
-            &format!("/{provider}/{{tail:.*}}"),
-            web::route().to(move |hub, req, payload| handle(provider, hub, req, payload)),
-        );
+        cfg.service(web::scope(&format!("/{provider}")).default_service(web::to(
+            move |hub, req, payload| handle(provider, hub, req, payload),
+        )));
     }
 }
 
@@ -35,8 +35,8 @@ async fn handle(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let tail = req.match_info().query("tail");
-    let path = format!("/{tail}");
+    let prefix_len = provider.as_str().len() + 1;
+    let path = req.path().get(prefix_len..).unwrap_or("").to_string();
     if !known_path(provider, &path) {
         return respond(proxy::refusal(
             provider,
