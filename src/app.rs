@@ -1,15 +1,10 @@
 //! Builds and runs the Hub server from a `Config` and a bound listener.
 
 use std::net::TcpListener;
-use std::sync::Arc;
-
-use actix_web::HttpServer;
-use actix_web::dev::Server;
 
 use crate::config::Config;
-use crate::emulator::{Emulator, EmulatorOptions};
 use crate::hub::{Hub, HubError};
-use crate::web::{self, HostPolicy};
+use crate::web::{HostPolicy, Server};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -57,13 +52,7 @@ impl Application {
         let hub = Hub::open(config)?;
         hub.set_local_port(port);
         hub.gateway().start_recorder(&hub);
-        let state = hub.clone();
-        let emulator = Arc::new(Emulator::new(EmulatorOptions::default()));
-        let server =
-            HttpServer::new(move || web::app(state.clone(), hosts.clone(), emulator.clone()))
-                .listen(listener)?
-                .shutdown_timeout(5)
-                .run();
+        let server = Server::start(hub.clone(), hosts, listener)?;
         Ok(Application { server, port, hub })
     }
 
@@ -76,6 +65,6 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.run().await
     }
 }

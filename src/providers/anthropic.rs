@@ -128,6 +128,10 @@ impl ProviderApi for AnthropicApi {
         })
     }
 
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        &["/v1/"]
+    }
+
     fn key_format(&self) -> KeyFormat {
         KeyFormat {
             prefixes: &["sk-ant-api03-", "sk-ant-"],

@@ -137,6 +137,10 @@ impl ProviderApi for GeminiApi {
         })
     }
 
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        &["/v1beta/", "/v1/"]
+    }
+
     fn key_format(&self) -> KeyFormat {
         KeyFormat {
             prefixes: &["AIza"],

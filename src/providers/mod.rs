@@ -128,6 +128,9 @@ pub trait ProviderApi: Send + Sync {
     /// What this provider's API keys look like.
     fn key_format(&self) -> KeyFormat;
 
+    /// The version prefixes of the provider's API paths (`/v1/`, Gemini's `/v1beta/` too).
+    fn path_prefixes(&self) -> &'static [&'static str];
+
     /// A one-prompt request in this provider's native API, for the Hub's Playground.
     fn playground_request(
         &self,

@@ -85,6 +85,10 @@ impl ProviderApi for OpenAiApi {
         parse_model_list(body)
     }
 
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        &["/v1/"]
+    }
+
     fn key_format(&self) -> KeyFormat {
         KeyFormat {
             prefixes: &["sk-proj-", "sk-svcacct-", "sk-admin-", "sk-"],

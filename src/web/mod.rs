@@ -154,6 +154,32 @@ pub fn app(
         .wrap(from_fn(security::access_log))
 }
 
+/// The Hub's HTTP server, bound and ready to run.
+pub struct Server(actix_web::dev::Server);
+
+impl Server {
+    /// Serves the Hub on `listener`, with the built-in emulator mounted beside it.
+    pub fn start(
+        hub: Hub,
+        hosts: HostPolicy,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<Server> {
+        let emulator = std::sync::Arc::new(crate::emulator::Emulator::new(
+            crate::emulator::EmulatorOptions::default(),
+        ));
+        let server =
+            actix_web::HttpServer::new(move || app(hub.clone(), hosts.clone(), emulator.clone()))
+                .listen(listener)?
+                .shutdown_timeout(5)
+                .run();
+        Ok(Server(server))
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.0.await
+    }
+}
+
 /// An error on the gateway surface, in a neutral JSON shape.
 pub fn gateway_error(_path: &str, status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))

@@ -21,12 +21,12 @@ pub fn mount(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// The version prefixes each surface serves.
+/// True when the path is under one of the provider's API versions.
 fn known_path(provider: Provider, path: &str) -> bool {
-    match provider {
-        Provider::OpenAi | Provider::Anthropic => path.starts_with("/v1/"),
-        Provider::Gemini => path.starts_with("/v1beta/") || path.starts_with("/v1/"),
-    }
+    crate::providers::api(provider)
+        .path_prefixes()
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }
 
 async fn handle(
