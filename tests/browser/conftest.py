@@ -98,6 +98,18 @@ def wait_for_path(driver, path, timeout=10):
     WebDriverWait(driver, timeout).until(lambda d: d.current_url.split("?")[0].endswith(path))
 
 
+def click_and_load(driver, element, timeout=10):
+    """Clicks something that loads a new page and waits until the old page is gone, so the
+    next lookup never finds an element of the page being left (same URL or not)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old))
+
+
 def screenshot(driver, name):
     """Keeps a picture of what the person saw, for a human to look at."""
     SHOTS.mkdir(parents=True, exist_ok=True)

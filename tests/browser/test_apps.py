@@ -8,7 +8,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from conftest import PASSPHRASE, Hub, screenshot, wait_for_path
+from conftest import Hub, PASSPHRASE, click_and_load, screenshot, wait_for_path
 
 try:  # the SDKs here ship httpx under the name httpx2
     import httpx2 as httpx
@@ -65,7 +65,7 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
 
     # ---- create: the key is shown once, with snippets that point at this Hub
     browser.find_element(By.NAME, "name").send_keys("Recipe bot")
-    browser.find_element(By.XPATH, "//button[normalize-space()='Create app']").click()
+    click_and_load(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Create app']"))
     panel = browser.find_element(By.ID, "new-key")
     assert "Key for Recipe bot" in panel.text and "shown only this once" in panel.text
     key = browser.find_element(By.ID, "app-key").text.strip()
@@ -109,7 +109,7 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
     rpm = section.find_element(By.NAME, "rpm_limit")
     rpm.clear()
     rpm.send_keys("30")
-    section.find_element(By.XPATH, ".//button[normalize-space()='Save']").click()
+    click_and_load(browser, section.find_element(By.XPATH, ".//button[normalize-space()='Save']"))
     wait_for_path(browser, "/apps")
     assert "App saved" in browser.find_element(By.CSS_SELECTOR, ".notice").text
     saved = api.get(f"/api/v1/apps/{app['id']}").json()
@@ -131,7 +131,7 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
     published = section.find_element(By.NAME, "published")
     assert not published.is_selected()
     published.click()
-    section.find_element(By.XPATH, ".//button[normalize-space()='Save']").click()
+    click_and_load(browser, section.find_element(By.XPATH, ".//button[normalize-space()='Save']"))
     wait_for_path(browser, "/apps")
     section = browser.find_element(By.ID, f"app-{app['id']}")
     warning = section.find_element(By.CSS_SELECTOR, ".note")

@@ -7,7 +7,7 @@ import openai
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import PASSPHRASE, Hub, screenshot, wait_for_path
+from conftest import Hub, PASSPHRASE, click_and_load, screenshot, wait_for_path
 
 try:  # the SDKs here ship httpx under the name httpx2
     import httpx2 as httpx
@@ -79,7 +79,7 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     card = byok_card(browser, "OpenAI (your API key)")
     card.find_element(By.XPATH, ".//label[contains(., 'Connection Name')]/input").send_keys("Work account")
     card.find_element(By.XPATH, ".//label[contains(., 'API Key')]/input").send_keys(OPENAI_KEY)
-    card.find_element(By.XPATH, ".//button[normalize-space()='Add Connection']").click()
+    click_and_load(browser, card.find_element(By.XPATH, ".//button[normalize-space()='Add Connection']"))
     wait_for_path(browser, "/connectors")
     notice = browser.find_element(By.CSS_SELECTOR, ".notice").text
     assert "Connection added" in notice and "fail" not in notice.lower(), notice
@@ -101,7 +101,7 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     screenshot(browser, "connectors-byok-added")
 
     first_check = conns[0]["last_verified_at"]
-    mine.find_element(By.XPATH, ".//button[normalize-space()='Verify']").click()
+    click_and_load(browser, mine.find_element(By.XPATH, ".//button[normalize-space()='Verify']"))
     wait_for_path(browser, "/connectors")
     notice = browser.find_element(By.CSS_SELECTOR, ".notice").text
     assert re.search(r"Verified|Verification finished", notice) and "fail" not in notice.lower(), notice
@@ -115,7 +115,7 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     card = byok_card(browser, "Anthropic (your API key)")
     card.find_element(By.XPATH, ".//label[contains(., 'Connection Name')]/input").send_keys("Wrong card")
     card.find_element(By.XPATH, ".//label[contains(., 'API Key')]/input").send_keys(NOT_AN_ANTHROPIC_KEY)
-    card.find_element(By.XPATH, ".//button[normalize-space()='Add Connection']").click()
+    click_and_load(browser, card.find_element(By.XPATH, ".//button[normalize-space()='Add Connection']"))
     card = byok_card(browser, "Anthropic (your API key)")
     alert = card.find_element(By.CSS_SELECTOR, ".alert")
     assert "sk-ant-" in alert.text
@@ -128,13 +128,13 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     # ---- delete the managed OpenAI connection: the confirmation lists the app that loses access
     assert sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices
     browser.get(hub.url("/connectors"))
-    managed_tile(browser, "openai").find_element(By.LINK_TEXT, "Delete Connection").click()
+    click_and_load(browser, managed_tile(browser, "openai").find_element(By.LINK_TEXT, "Delete Connection"))
     wait_for_path(browser, "/connectors/managed-openai/delete")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Delete OpenAI?"
     assert [li.text for li in browser.find_elements(By.CSS_SELECTOR, "main ul li")] == ["Recipe bot"]
     assert "connector_revoked" in browser.page_source
     screenshot(browser, "connectors-delete-confirm")
-    browser.find_element(By.XPATH, "//button[normalize-space()='Delete Connection']").click()
+    click_and_load(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Delete Connection']"))
     wait_for_path(browser, "/connectors")
     tile = managed_tile(browser, "openai")
     assert "Deleted" in badges(tile) and "Active" not in badges(tile)
@@ -146,7 +146,7 @@ def test_add_verify_mask_refuse_delete_and_enable(offline_hub, browser):
     show(browser, tile)
     screenshot(browser, "connectors-managed-deleted")
 
-    tile.find_element(By.XPATH, ".//button[normalize-space()='Enable']").click()
+    click_and_load(browser, tile.find_element(By.XPATH, ".//button[normalize-space()='Enable']"))
     wait_for_path(browser, "/connectors")
     tile = managed_tile(browser, "openai")
     assert "Active" in badges(tile) and "Demo" in badges(tile)

@@ -4,7 +4,7 @@ import time
 
 from selenium.webdriver.common.by import By
 
-from conftest import PASSPHRASE, screenshot, wait_for_path
+from conftest import PASSPHRASE, click_and_load, screenshot, wait_for_path
 
 
 def submit(driver, fields, button_text):
@@ -12,7 +12,7 @@ def submit(driver, fields, button_text):
         box = driver.find_element(By.NAME, name)
         box.clear()
         box.send_keys(value)
-    driver.find_element(By.XPATH, f"//button[normalize-space()='{button_text}']").click()
+    click_and_load(driver, driver.find_element(By.XPATH, f"//button[normalize-space()='{button_text}']"))
 
 
 def test_setup_settings_lock_unlock(hub, browser):
@@ -29,13 +29,13 @@ def test_setup_settings_lock_unlock(hub, browser):
     wait_for_path(browser, "/connectors")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Connectors"
     screenshot(browser, "connectors")
-    browser.find_element(By.XPATH, "//nav//a[normalize-space()='Settings']").click()
+    click_and_load(browser, browser.find_element(By.XPATH, "//nav//a[normalize-space()='Settings']"))
     wait_for_path(browser, "/settings")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Settings"
     assert browser.find_element(By.CSS_SELECTOR, "a[aria-current=page]").text == "Settings"
     screenshot(browser, "settings")
 
-    browser.find_element(By.CSS_SELECTOR, ".sidebar button").click()
+    click_and_load(browser, browser.find_element(By.CSS_SELECTOR, ".sidebar button"))
     wait_for_path(browser, "/unlock")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Unlock your Hub"
 

@@ -6,7 +6,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from conftest import PASSPHRASE, Hub, screenshot, wait_for_path
+from conftest import Hub, PASSPHRASE, click_and_load, screenshot, wait_for_path
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def test_answers_stream_into_the_page(headless_hub, browser):
     browser.find_element(By.NAME, "passphrase").send_keys(PASSPHRASE)
     browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
     wait_for_path(browser, "/connectors")
-    browser.find_element(By.XPATH, "//nav//a[normalize-space()='Playground']").click()
+    click_and_load(browser, browser.find_element(By.XPATH, "//nav//a[normalize-space()='Playground']"))
     wait_for_path(browser, "/playground")
     Select(browser.find_element(By.NAME, "target")).select_by_value("managed-openai|gpt-4o-mini")
     browser.find_element(By.NAME, "prompt").send_keys("Write a haiku about local software")

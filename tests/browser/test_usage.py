@@ -6,7 +6,7 @@ import pytest
 from openai import OpenAI
 from selenium.webdriver.common.by import By
 
-from conftest import PASSPHRASE, Hub, screenshot, wait_for_path
+from conftest import Hub, PASSPHRASE, click_and_load, screenshot, wait_for_path
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_add_credits_and_see_the_chart(headless_hub, browser):
     # A typo is explained and nothing is added.
     amount = browser.find_element(By.NAME, "amount")
     amount.send_keys("2,50")
-    browser.find_element(By.XPATH, "//button[normalize-space()='Add credits']").click()
+    click_and_load(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Add credits']"))
     assert "not an amount" in browser.find_element(By.CSS_SELECTOR, ".alert").text
     assert browser.find_element(By.ID, "balance").text == "$5.00"
 
@@ -48,7 +48,7 @@ def test_add_credits_and_see_the_chart(headless_hub, browser):
     amount.clear()
     amount.send_keys("2.50")
     browser.find_element(By.NAME, "note").send_keys("Browser test")
-    browser.find_element(By.XPATH, "//button[normalize-space()='Add credits']").click()
+    click_and_load(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Add credits']"))
     wait_for_path(browser, "/usage")
     assert browser.find_element(By.ID, "balance").text == "$7.50"
     assert "Added $2.50" in browser.find_element(By.CSS_SELECTOR, ".notice").text
@@ -77,7 +77,7 @@ def create_app_in_browser(browser, hub, name):
     nav(browser, "Apps")
     wait_for_path(browser, "/apps")
     browser.find_element(By.NAME, "name").send_keys(name)
-    browser.find_element(By.XPATH, "//button[normalize-space()='Create app']").click()
+    click_and_load(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Create app']"))
     return browser.find_element(By.ID, "app-key").text.strip()
 
 
