@@ -74,7 +74,7 @@ async fn main() {
             ("WORKSHOP_HUB_PASSPHRASE", PASSPHRASE),
             (
                 "WORKSHOP_HUB_MANAGED_OPENAI_KEY",
-                "sk-proj-benchPlatformKeyAAAAAAAAAAAAAAAAAAAAAAAA",
+                "sk-proj-testBenchPlatformKeyAAAAAAAAAAAAAAAAAAAA",
             ),
         ],
     );
@@ -125,7 +125,7 @@ async fn main() {
             started.elapsed()
         }
     };
-    let provider_key = "sk-proj-benchPlatformKeyAAAAAAAAAAAAAAAAAAAAAAAA".to_string();
+    let provider_key = "sk-proj-testBenchPlatformKeyAAAAAAAAAAAAAAAAAAAA".to_string();
     for _ in 0..WARMUP {
         call(direct.clone(), provider_key.clone()).await;
         call(via_hub.clone(), app_key.clone()).await;

@@ -23,7 +23,7 @@ fn main() {
         .seal(
             "conn_bench",
             "api_key",
-            b"sk-proj-benchAAAAAAAAAAAAAAAAAAAAAAAA",
+            b"sk-proj-testBenchAAAAAAAAAAAAAAAAAAAA",
         )
         .unwrap();
     let unlock: Vec<Duration> = (0..RUNS)

@@ -34,7 +34,7 @@ done
 
 # One request first, so a broken body fails loudly instead of benchmarking errors.
 status="$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/chat/completions" \
-    -H 'Authorization: Bearer sk-proj-benchAAAAAAAAAAAAAAAAAAAAAAAAT3BlbkFJBBBBBBBBBBBBBBBBBBBBBBBB' \
+    -H 'Authorization: Bearer sk-proj-testBenchAAAAAAAAAAAAAAAAAAAAT3BlbkFJBBBBBBBBBBBBBBBBBBBBBBBB' \
     -H 'Content-Type: application/json' \
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello! Say something short."}],"max_completion_tokens":32}')"
 [ "$status" = "200" ] || { echo "warm-up request answered $status" >&2; exit 1; }
