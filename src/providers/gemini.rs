@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::forward::{
     app_key, bearer_token, bearer_value, header, json_bytes, query_param, query_without_key,
-    sse_event, strip_models_prefix, tokens_from_bytes, upstream_headers,
+    strip_models_prefix, tokens_from_bytes, upstream_headers,
 };
 use super::meter::{
     Forward, Reported, StreamRules, StreamSeen, body_is_metered, estimate_without_usage, free_call,
@@ -107,10 +107,6 @@ impl ProviderApi for GeminiApi {
 
     fn error_body(&self, error: Refusal, message: &str) -> Bytes {
         json_bytes(&error_json(error, message))
-    }
-
-    fn stream_error_event(&self, error: Refusal, message: &str) -> Bytes {
-        sse_event(None, &self.error_body(error, message))
     }
 
     fn model_list_request(&self, key: &SecretString, cursor: Option<&str>) -> ModelListRequest {

@@ -116,7 +116,10 @@ pub trait ProviderApi: Send + Sync {
     fn error_body(&self, error: Refusal, message: &str) -> Bytes;
 
     /// The same refusal as one SSE event, for a stream that already answered 200.
-    fn stream_error_event(&self, error: Refusal, message: &str) -> Bytes;
+    /// Most providers frame it as a bare `data:` event; Anthropic names it.
+    fn stream_error_event(&self, error: Refusal, message: &str) -> Bytes {
+        forward::sse_event(None, &self.error_body(error, message))
+    }
 
     /// The request that lists the models a key can use, starting at `cursor` (from
     /// [`ModelPage::next`]) or at the first page.

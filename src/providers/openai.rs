@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::forward::{
-    app_key, bearer_token, bearer_value, json_bytes, query_without_key, sse_event,
-    tokens_from_bytes, upstream_headers,
+    app_key, bearer_token, bearer_value, json_bytes, query_without_key, tokens_from_bytes,
+    upstream_headers,
 };
 use super::meter::{
     Forward, Reported, StreamRules, StreamSeen, body_is_metered, estimate_without_usage, free_call,
@@ -67,10 +67,6 @@ impl ProviderApi for OpenAiApi {
 
     fn error_body(&self, error: Refusal, message: &str) -> Bytes {
         json_bytes(&error_json(error, message))
-    }
-
-    fn stream_error_event(&self, error: Refusal, message: &str) -> Bytes {
-        sse_event(None, &self.error_body(error, message))
     }
 
     fn model_list_request(&self, key: &SecretString, _cursor: Option<&str>) -> ModelListRequest {

@@ -290,3 +290,11 @@ impl Drop for Emulator {
         let _ = self.child.wait();
     }
 }
+
+/// True when a response is a rendered page (what browsers must get, never raw text).
+pub fn is_page(res: &reqwest::Response) -> bool {
+    res.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
+}
