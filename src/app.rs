@@ -3,6 +3,7 @@
 use std::net::TcpListener;
 
 use crate::config::Config;
+use crate::gateway::Gateway;
 use crate::hub::{Hub, HubError};
 use crate::web::{HostPolicy, Server};
 
@@ -51,8 +52,8 @@ impl Application {
         let hosts = HostPolicy::new(config.listen, port);
         let hub = Hub::open(config)?;
         hub.set_local_port(port);
-        hub.gateway().start_recorder(&hub);
-        let server = Server::start(hub.clone(), hosts, listener)?;
+        let gateway = Gateway::new(hub.clone());
+        let server = Server::start(hub.clone(), gateway, hosts, listener)?;
         Ok(Application { server, port, hub })
     }
 

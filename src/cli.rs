@@ -102,6 +102,26 @@ pub struct ServeArgs {
     /// Largest request body the gateway forwards, in MiB.
     #[arg(long, env = "WORKSHOP_HUB_MAX_BODY_MIB", default_value_t = 32)]
     pub max_body_mib: usize,
+
+    /// Request bodies the gateway holds at once (all apps together), in MiB; more waits.
+    #[arg(
+        long,
+        env = "WORKSHOP_HUB_MAX_BODIES_IN_FLIGHT_MIB",
+        default_value_t = 128
+    )]
+    pub max_bodies_in_flight_mib: usize,
+
+    /// Seconds an app has to send its whole request body.
+    #[arg(long, env = "WORKSHOP_HUB_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
+    /// Largest non-streamed answer the gateway takes from a provider, in MiB.
+    #[arg(long, env = "WORKSHOP_HUB_MAX_UPSTREAM_BODY_MIB", default_value_t = 64)]
+    pub max_upstream_body_mib: usize,
+
+    /// Largest single event of a streamed answer, in MiB.
+    #[arg(long, env = "WORKSHOP_HUB_MAX_STREAM_EVENT_MIB", default_value_t = 8)]
+    pub max_stream_event_mib: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -53,9 +53,34 @@ pub struct Config {
     pub stream_idle_timeout: Duration,
     pub session_idle: Duration,
     pub max_body_bytes: usize,
+    /// Bounds of the gateway's front door and of what it takes from providers.
+    pub gateway: GatewayLimits,
     /// Argon2id parameters for a new vault.
     pub kdf: crate::vault::KdfParams,
 }
+
+/// How much the gateway reads and holds: request bodies in flight, the time to send one, and
+/// the largest answer and stream event it takes from a provider.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayLimits {
+    pub bodies_in_flight_bytes: usize,
+    pub body_timeout: Duration,
+    pub max_upstream_body_bytes: usize,
+    pub max_stream_event_bytes: usize,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        GatewayLimits {
+            bodies_in_flight_bytes: 128 * MIB,
+            body_timeout: Duration::from_secs(30),
+            max_upstream_body_bytes: 64 * MIB,
+            max_stream_event_bytes: 8 * MIB,
+        }
+    }
+}
+
+const MIB: usize = 1024 * 1024;
 
 /// Provider API roots, without a version path.
 #[derive(Debug, Clone)]
@@ -133,8 +158,16 @@ impl Config {
                 return Err(ConfigError::Zero(name));
             }
         }
-        if args.max_body_mib == 0 {
-            return Err(ConfigError::Zero("--max-body-mib"));
+        for (value, name) in [
+            (args.max_body_mib, "--max-body-mib"),
+            (args.max_bodies_in_flight_mib, "--max-bodies-in-flight-mib"),
+            (args.max_upstream_body_mib, "--max-upstream-body-mib"),
+            (args.max_stream_event_mib, "--max-stream-event-mib"),
+            (args.body_timeout_secs as usize, "--body-timeout-secs"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
         }
         Ok(Config {
             listen: args.listen,
@@ -151,7 +184,16 @@ impl Config {
             upstream_timeout: Duration::from_secs(args.upstream_timeout_secs),
             stream_idle_timeout: Duration::from_secs(args.stream_idle_timeout_secs),
             session_idle: Duration::from_secs(args.session_idle_minutes * 60),
-            max_body_bytes: args.max_body_mib.saturating_mul(1024 * 1024),
+            max_body_bytes: args.max_body_mib.saturating_mul(MIB),
+            gateway: GatewayLimits {
+                bodies_in_flight_bytes: args
+                    .max_bodies_in_flight_mib
+                    .saturating_mul(MIB)
+                    .max(args.max_body_mib.saturating_mul(MIB)),
+                body_timeout: Duration::from_secs(args.body_timeout_secs),
+                max_upstream_body_bytes: args.max_upstream_body_mib.saturating_mul(MIB),
+                max_stream_event_bytes: args.max_stream_event_mib.saturating_mul(MIB),
+            },
             kdf: crate::vault::KdfParams::DEFAULT,
         })
     }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use workshop_hub::cli::Cli;
 use workshop_hub::config::Config;
 use workshop_hub::emulator::{Emulator, EmulatorOptions};
+use workshop_hub::gateway::Gateway;
 use workshop_hub::hub::Hub;
 use workshop_hub::web::{self, HostPolicy};
 
@@ -28,14 +29,16 @@ fn hub(dir: &std::path::Path, unlocked: bool) -> Hub {
 }
 
 macro_rules! app {
-    ($hub:expr) => {
+    ($hub:expr) => {{
+        let hub = $hub;
         test::init_service(web::app(
-            $hub,
+            hub.clone(),
+            Gateway::new(hub),
             HostPolicy::new(HOST.parse().unwrap(), 8420),
             Arc::new(Emulator::new(EmulatorOptions::default())),
         ))
         .await
-    };
+    }};
 }
 
 fn cookie_of<B>(res: &actix_web::dev::ServiceResponse<B>) -> String {

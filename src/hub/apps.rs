@@ -205,7 +205,7 @@ impl Hub {
         let row = self
             .store()
             .insert_app(&key.id, &name, &key.hash, &prefix, &changes)?;
-        self.invalidate_gateway();
+        self.bump_generation();
         tracing::info!(app = %row.id, "app created");
         Ok(AppWithKey {
             app: row.into(),
@@ -219,7 +219,7 @@ impl Hub {
             .store()
             .update_app(id, &changes)
             .map_err(app_not_found)?;
-        self.invalidate_gateway();
+        self.bump_generation();
         Ok(row.into())
     }
 
@@ -229,7 +229,7 @@ impl Hub {
         self.store()
             .replace_app_key(id, &key.hash, &format!("whk_{id}"))
             .map_err(app_not_found)?;
-        self.invalidate_gateway();
+        self.bump_generation();
         tracing::info!(app = %id, "app key rotated");
         Ok(AppWithKey {
             app: self.app(id)?,
@@ -239,7 +239,7 @@ impl Hub {
 
     pub fn delete_app(&self, id: &str) -> Result<(), HubError> {
         self.store().delete_app(id).map_err(app_not_found)?;
-        self.invalidate_gateway();
+        self.bump_generation();
         tracing::info!(app = %id, "app deleted");
         Ok(())
     }

@@ -182,7 +182,7 @@ impl Hub {
             .store()
             .insert_connection(&id, provider, &name, &sealed, &hint)?;
         tracing::info!(connection = %id, provider = %provider, "connection added");
-        self.invalidate_gateway();
+        self.bump_generation();
         Ok(self.view(row))
     }
 
@@ -216,7 +216,7 @@ impl Hub {
         self.store()
             .replace_connection_key(id, Some(&sealed), Some(&hint))?;
         tracing::info!(connection = %id, "connection key replaced");
-        self.invalidate_gateway();
+        self.bump_generation();
         self.connection(id)
     }
 
@@ -224,7 +224,7 @@ impl Hub {
     pub fn clear_platform_key(&self, provider: Provider) -> Result<ConnectionView, HubError> {
         let id = managed_id(provider);
         self.store().replace_connection_key(&id, None, None)?;
-        self.invalidate_gateway();
+        self.bump_generation();
         self.connection(&id)
     }
 
@@ -235,11 +235,11 @@ impl Hub {
         if row.managed {
             self.store().set_connection_enabled(id, false)?;
             tracing::info!(connection = %id, "managed connection disabled");
-            self.invalidate_gateway();
+            self.bump_generation();
         } else {
             self.store().delete_connection(id)?;
             tracing::info!(connection = %id, "connection deleted");
-            self.invalidate_gateway();
+            self.bump_generation();
         }
         Ok(())
     }
@@ -248,7 +248,7 @@ impl Hub {
         let id = managed_id(provider);
         self.store().set_connection_enabled(&id, true)?;
         tracing::info!(connection = %id, "managed connection enabled");
-        self.invalidate_gateway();
+        self.bump_generation();
         self.connection(&id)
     }
 

@@ -5,6 +5,7 @@ mod auth;
 pub mod connections;
 mod credits;
 mod error;
+mod routing;
 mod sessions;
 mod usage;
 
@@ -19,6 +20,7 @@ use crate::vault::UnlockedVault;
 pub use auth::{MIN_PASSPHRASE_LEN, Status};
 pub use credits::{CreditSummary, MAX_NOTE_CHARS, MAX_TOP_UP};
 pub use error::{HubError, ceil_secs};
+pub use routing::{AppGate, Route, UsageBook};
 pub use sessions::{Session, SessionId};
 pub use usage::{
     CSV_HEADER, MAX_PAGE, ModelReach, UsagePage, csv_line, last_days, month_to_date,
@@ -41,7 +43,8 @@ struct Inner {
     credits: Credits,
     http: reqwest::Client,
     local_port: OnceLock<u16>,
-    gateway: crate::proxy::GatewayState,
+    /// Bumped on every change the gateway may have cached (apps, connections, the lock).
+    generation: std::sync::atomic::AtomicU64,
     /// Whether any enabled managed connector is a demo; computed on first need after a change.
     demo: std::sync::Mutex<Option<bool>>,
 }
@@ -66,7 +69,7 @@ impl Hub {
                 credits,
                 http,
                 local_port: OnceLock::new(),
-                gateway: crate::proxy::GatewayState::default(),
+                generation: std::sync::atomic::AtomicU64::new(0),
                 demo: std::sync::Mutex::new(None),
             }),
         };
@@ -100,17 +103,6 @@ impl Hub {
 
     pub fn local_port(&self) -> Option<u16> {
         self.inner.local_port.get().copied()
-    }
-
-    /// The gateway's caches, limits and usage writer.
-    pub fn gateway(&self) -> &crate::proxy::GatewayState {
-        &self.inner.gateway
-    }
-
-    /// Drops cached app keys and connection targets after a change.
-    pub fn invalidate_gateway(&self) {
-        self.inner.gateway.invalidate();
-        *self.inner.demo.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// True when some enabled managed connector has no platform key, so its answers come
@@ -154,7 +146,7 @@ impl Hub {
 
     fn set_vault(&self, vault: Option<Arc<UnlockedVault>>) {
         *self.inner.vault.write().unwrap_or_else(|p| p.into_inner()) = vault;
-        self.invalidate_gateway();
+        self.bump_generation();
     }
 }
 

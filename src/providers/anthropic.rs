@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::forward::{
-    app_key, bearer_token, header, json_bytes, query_without_key, sse_event, tokens_from_bytes,
+    allowed_query, app_key, bearer_token, header, json_bytes, sse_event, tokens_from_bytes,
     upstream_headers,
 };
 use super::meter::{
@@ -32,12 +32,44 @@ impl ProviderApi for AnthropicApi {
         Provider::Anthropic
     }
 
+    fn api_versions(&self) -> &'static [&'static str] {
+        &["v1"]
+    }
+
+    fn endpoint(&self, method: &str, path: &str) -> Endpoint {
+        endpoint_of(method, path)
+    }
+
+    fn app_key(&self, headers: &[(String, String)], _query: &str) -> Option<SecretString> {
+        app_key(header(headers, "x-api-key").or_else(|| bearer_token(headers)))
+    }
+
+    fn forwarded_request_headers(&self) -> &'static [&'static str] {
+        &[
+            "content-type",
+            "accept",
+            "user-agent",
+            "anthropic-version",
+            "anthropic-beta",
+            "idempotency-key",
+            "x-stainless-",
+        ]
+    }
+
+    fn forwarded_query(&self) -> &'static [&'static str] {
+        // `beta=true` marks the SDK's beta endpoints; the rest page the model list.
+        &["beta", "limit", "after_id", "before_id"]
+    }
+
+    fn returned_response_headers(&self) -> &'static [&'static str] {
+        &["request-id", "anthropic-ratelimit-", "x-should-retry"]
+    }
+
     fn inspect(&self, request: &ProxyRequest<'_>) -> RequestInfo {
         let fields: RequestBody = serde_json::from_slice(request.body).unwrap_or_default();
-        let key = header(request.headers, "x-api-key").or_else(|| bearer_token(request.headers));
         RequestInfo {
-            endpoint: endpoint_of(request.method, request.path),
-            app_key: app_key(key),
+            endpoint: self.endpoint(request.method, request.path),
+            app_key: self.app_key(request.headers, request.query),
             model: fields.model,
             stream: fields.stream == Some(true),
             max_output_tokens: fields.max_tokens,
@@ -52,10 +84,10 @@ impl ProviderApi for AnthropicApi {
         stored_key: &SecretString,
     ) -> Upstream {
         Upstream {
-            // No OpenAI/Anthropic endpoint takes `key`; an app key put there must not leak.
-            query: query_without_key(request.query),
+            query: allowed_query(request.query, self.forwarded_query()),
             headers: upstream_headers(
                 request.headers,
+                self.forwarded_request_headers(),
                 "x-api-key",
                 stored_key.expose_secret().to_owned(),
             ),
@@ -128,10 +160,6 @@ impl ProviderApi for AnthropicApi {
         })
     }
 
-    fn path_prefixes(&self) -> &'static [&'static str] {
-        &["/v1/"]
-    }
-
     fn key_format(&self) -> KeyFormat {
         KeyFormat {
             prefixes: &["sk-ant-api03-", "sk-ant-"],
@@ -180,11 +208,15 @@ impl ProviderApi for AnthropicApi {
 
 fn endpoint_of(method: &str, path: &str) -> Endpoint {
     let tail = path.strip_prefix("/v1").unwrap_or(path);
-    match tail.trim_end_matches('/') {
-        "/messages" => Endpoint::Messages,
-        "/messages/count_tokens" => Endpoint::CountTokens,
-        t if method.eq_ignore_ascii_case("GET")
-            && (t == "/models" || t.starts_with("/models/")) =>
+    let post = method.eq_ignore_ascii_case("POST");
+    let get = method.eq_ignore_ascii_case("GET");
+    match tail {
+        "/messages" if post => Endpoint::Messages,
+        "/messages/count_tokens" if post => Endpoint::CountTokens,
+        "/models" if get => Endpoint::ListModels,
+        t if get
+            && t.strip_prefix("/models/")
+                .is_some_and(|id| !id.contains('/')) =>
         {
             Endpoint::ListModels
         }
@@ -442,11 +474,11 @@ fn error_type(error: Refusal) -> &'static str {
         Refusal::ConnectorRevoked => "permission_error",
         Refusal::InsufficientCredits | Refusal::AppBudgetExceeded => "billing_error",
         Refusal::AppRateLimited => "rate_limit_error",
-        Refusal::ModelNotAvailable => "not_found_error",
+        Refusal::ModelNotAvailable | Refusal::EndpointNotSupported => "not_found_error",
         Refusal::UpstreamTimeout => "timeout_error",
         Refusal::RequestTooLarge => "request_too_large",
         Refusal::BadRequest => "invalid_request_error",
-        Refusal::HubLocked | Refusal::UpstreamConnectionFailed => "api_error",
+        Refusal::HubLocked | Refusal::UpstreamConnectionFailed | Refusal::Internal => "api_error",
     }
 }
 

@@ -6,31 +6,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::Headers;
 
-/// Headers that belong to one hop, or that would make the upstream body unmeterable
-/// (`accept-encoding`: a compressed body could not be read for usage).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "accept-encoding",
-];
-
-/// Every header any of the SDKs carries a credential in, plus the browser's cookies (the Hub's
-/// own session). All are removed whatever the provider, so no client secret can leak upstream.
-const CLIENT_CREDENTIALS: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "x-goog-api-key",
-    "openai-organization",
-    "openai-project",
-    "cookie",
-];
+/// Every header any of the SDKs carries a credential in: the app key may come in any of them
+/// (and Gemini's `key` parameter), and in no other place.
+pub const CLIENT_CREDENTIALS: &[&str] = &["authorization", "x-api-key", "x-goog-api-key"];
 
 /// The first value of header `name` (given in lowercase).
 pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -58,30 +36,21 @@ pub(crate) fn app_key(value: Option<&str>) -> Option<SecretString> {
         .map(|v| SecretString::from(v.to_owned()))
 }
 
-/// The client's headers minus credentials and hop-by-hop headers (including any the
-/// `connection` header names), followed by the stored key in `auth_header`.
+/// The client's headers that `allowed` names (see [`super::header_allowed`]), followed by
+/// the stored key in `auth_header`. Credentials are never in an allowlist.
 pub(crate) fn upstream_headers(
     headers: &[(String, String)],
+    allowed: &[&str],
     auth_header: &str,
     auth_value: String,
 ) -> Headers {
-    let listed_in_connection: Vec<String> = header(headers, "connection")
-        .map(|v| {
-            v.split(',')
-                .map(|n| n.trim().to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
     let mut kept: Headers = headers
         .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v))
         .filter(|(name, _)| {
-            let name = name.to_ascii_lowercase();
-            !HOP_BY_HOP.contains(&name.as_str())
-                && !CLIENT_CREDENTIALS.contains(&name.as_str())
-                && !name.starts_with("proxy-")
-                && !listed_in_connection.contains(&name)
+            super::header_allowed(allowed, name) && !CLIENT_CREDENTIALS.contains(&name.as_str())
         })
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .map(|(n, v)| (n, v.clone()))
         .collect();
     kept.push((auth_header.to_owned(), auth_value));
     kept
@@ -92,13 +61,16 @@ pub(crate) fn bearer_value(key: &SecretString) -> String {
     format!("Bearer {}", key.expose_secret())
 }
 
-/// The query with every `key` parameter removed; the others are kept byte for byte.
-pub(crate) fn query_without_key(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && param_name(pair) != "key")
-        .collect::<Vec<_>>()
-        .join("&")
+/// The query to send upstream: only parameters named in `allowed`, re-encoded, in their order.
+/// Everything else (Gemini's `key` among them) is dropped.
+pub(crate) fn allowed_query(raw: &str, allowed: &[&str]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if allowed.contains(&name.as_ref()) {
+            out.append_pair(&name, &value);
+        }
+    }
+    out.finish()
 }
 
 /// The decoded value of query parameter `name`.
@@ -106,14 +78,6 @@ pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.into_owned())
-}
-
-fn param_name(pair: &str) -> String {
-    let raw = pair.split_once('=').map_or(pair, |(n, _)| n);
-    url::form_urlencoded::parse(raw.as_bytes())
-        .next()
-        .map(|(n, _)| n.into_owned())
-        .unwrap_or_default()
 }
 
 /// Tokens in `bytes` bytes of text or JSON: one per 4 bytes, rounded up. English averages about
@@ -177,28 +141,39 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("upgrade", "h2c"),
             ("content-type", "application/json"),
-            ("anthropic-version", "2023-06-01"),
+            ("Anthropic-Version", "2023-06-01"),
+            ("X-Stainless-Lang", "python"),
+            ("api-key", "whk_azure_style"),
+            ("x-forwarded-for", "10.0.0.1"),
         ]);
-        let out = upstream_headers(&client, "x-api-key", "stored".into());
+        let allowed = [
+            "content-type",
+            "anthropic-version",
+            "x-stainless-",
+            "authorization",
+        ];
+        let out = upstream_headers(&client, &allowed, "x-api-key", "stored".into());
         assert_eq!(
             out,
             h(&[
                 ("content-type", "application/json"),
                 ("anthropic-version", "2023-06-01"),
+                ("x-stainless-lang", "python"),
                 ("x-api-key", "stored"),
             ])
         );
     }
 
     #[test]
-    fn query_loses_only_the_key() {
-        assert_eq!(query_without_key("alt=sse&key=AIzaX"), "alt=sse");
+    fn only_allowed_query_parameters_go_upstream() {
+        let allowed = ["alt", "pageSize"];
         assert_eq!(
-            query_without_key("key=AIzaX&alt=sse&k%65y=AIzaY"),
-            "alt=sse"
+            allowed_query("alt=sse&key=AIzaTest&api-key=whk_x&pageSize=5", &allowed),
+            "alt=sse&pageSize=5"
         );
-        assert_eq!(query_without_key("keys=1&key"), "keys=1");
-        assert_eq!(query_without_key(""), "");
+        assert_eq!(allowed_query("k%65y=whk_x&%61lt=sse", &allowed), "alt=sse");
+        assert_eq!(allowed_query("keys=1&key", &allowed), "");
+        assert_eq!(allowed_query("alt=a%20b", &allowed), "alt=a+b");
         assert_eq!(query_param("a=1&key=A%2Bb", "key").as_deref(), Some("A+b"));
     }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::forward::{
-    app_key, bearer_token, bearer_value, header, json_bytes, query_param, query_without_key,
+    allowed_query, app_key, bearer_token, bearer_value, header, json_bytes, query_param,
     strip_models_prefix, tokens_from_bytes, upstream_headers,
 };
 use super::meter::{
@@ -30,6 +30,54 @@ impl ProviderApi for GeminiApi {
         Provider::Gemini
     }
 
+    fn api_versions(&self) -> &'static [&'static str] {
+        &["v1beta", "v1"]
+    }
+
+    fn endpoint(&self, method: &str, path: &str) -> Endpoint {
+        let tail = below_version(path);
+        match tail.strip_prefix("/openai") {
+            Some(compat) => openai::endpoint_of(method, compat),
+            None => native_endpoint(method, tail).1,
+        }
+    }
+
+    fn app_key(&self, headers: &[(String, String)], query: &str) -> Option<SecretString> {
+        let query_key = query_param(query, "key");
+        let key = header(headers, "x-goog-api-key")
+            .or(query_key.as_deref())
+            .or_else(|| bearer_token(headers));
+        app_key(key)
+    }
+
+    fn forwarded_request_headers(&self) -> &'static [&'static str] {
+        &[
+            "content-type",
+            "accept",
+            "user-agent",
+            "x-goog-api-client",
+            "x-stainless-",
+        ]
+    }
+
+    fn forwarded_query(&self) -> &'static [&'static str] {
+        &[
+            "alt",
+            "pageSize",
+            "pageToken",
+            "updateMask",
+            "include[]",
+            "stream",
+            "limit",
+            "after",
+            "order",
+        ]
+    }
+
+    fn returned_response_headers(&self) -> &'static [&'static str] {
+        &["x-request-id", "x-ratelimit-", "x-should-retry"]
+    }
+
     fn inspect(&self, request: &ProxyRequest<'_>) -> RequestInfo {
         let tail = below_version(request.path);
         let mut info = match tail.strip_prefix("/openai") {
@@ -41,11 +89,7 @@ impl ProviderApi for GeminiApi {
             }
             None => inspect_native(request.method, tail, request.body),
         };
-        let query_key = query_param(request.query, "key");
-        let key = header(request.headers, "x-goog-api-key")
-            .or(query_key.as_deref())
-            .or_else(|| bearer_token(request.headers));
-        info.app_key = app_key(key);
+        info.app_key = self.app_key(request.headers, request.query);
         info
     }
 
@@ -67,8 +111,13 @@ impl ProviderApi for GeminiApi {
             (request.body.clone(), false)
         };
         Upstream {
-            query: query_without_key(request.query),
-            headers: upstream_headers(request.headers, auth_header, auth_value),
+            query: allowed_query(request.query, self.forwarded_query()),
+            headers: upstream_headers(
+                request.headers,
+                self.forwarded_request_headers(),
+                auth_header,
+                auth_value,
+            ),
             body,
             hide_stream_usage,
         }
@@ -131,10 +180,6 @@ impl ProviderApi for GeminiApi {
                 .collect(),
             next: page.next_page_token.filter(|t| !t.is_empty()),
         })
-    }
-
-    fn path_prefixes(&self) -> &'static [&'static str] {
-        &["/v1beta/", "/v1/"]
     }
 
     fn key_format(&self) -> KeyFormat {
@@ -214,17 +259,40 @@ struct GenerationConfig {
     max_output_tokens: Option<u64>,
 }
 
-/// `/models/{model}:{method}`, `/models` and `/models/{model}`.
-fn inspect_native(method: &str, tail: &str, body: &[u8]) -> RequestInfo {
-    let (model, endpoint) = match tail.trim_end_matches('/').strip_prefix("/models/") {
-        Some(rest) => match rest.split_once(':') {
-            Some((model, action)) => (Some(model), action_endpoint(action)),
-            None if method.eq_ignore_ascii_case("GET") => (None, Endpoint::ListModels),
-            None => (None, Endpoint::Other),
+/// The model and endpoint of a native path below the version: `/models/{model}:{method}`
+/// (POST), `/models` and `/models/{model}` (GET), `/cachedContents[/{id}]` (any method).
+fn native_endpoint<'a>(method: &str, tail: &'a str) -> (Option<&'a str>, Endpoint) {
+    let post = method.eq_ignore_ascii_case("POST");
+    let get = method.eq_ignore_ascii_case("GET");
+    if tail == "/models" {
+        return (
+            None,
+            if get {
+                Endpoint::ListModels
+            } else {
+                Endpoint::Other
+            },
+        );
+    }
+    if tail == "/cachedContents"
+        || tail
+            .strip_prefix("/cachedContents/")
+            .is_some_and(|id| !id.contains('/'))
+    {
+        return (None, Endpoint::CachedContents);
+    }
+    match tail.strip_prefix("/models/") {
+        Some(rest) if !rest.contains('/') => match rest.split_once(':') {
+            Some((model, action)) if post => (Some(model), action_endpoint(action)),
+            None if get => (None, Endpoint::ListModels),
+            _ => (None, Endpoint::Other),
         },
-        None if tail.trim_end_matches('/') == "/models" => (None, Endpoint::ListModels),
-        None => (None, Endpoint::Other),
-    };
+        _ => (None, Endpoint::Other),
+    }
+}
+
+fn inspect_native(method: &str, tail: &str, body: &[u8]) -> RequestInfo {
+    let (model, endpoint) = native_endpoint(method, tail);
     let fields: RequestBody = if endpoint.is_billable() {
         serde_json::from_slice(body).unwrap_or_default()
     } else {
@@ -466,7 +534,8 @@ fn google_status(error: Refusal) -> &'static str {
         Refusal::InsufficientCredits | Refusal::AppBudgetExceeded | Refusal::AppRateLimited => {
             "RESOURCE_EXHAUSTED"
         }
-        Refusal::ModelNotAvailable => "NOT_FOUND",
+        Refusal::ModelNotAvailable | Refusal::EndpointNotSupported => "NOT_FOUND",
+        Refusal::Internal => "INTERNAL",
         Refusal::UpstreamTimeout => "DEADLINE_EXCEEDED",
         Refusal::RequestTooLarge | Refusal::BadRequest => "INVALID_ARGUMENT",
     }

@@ -134,6 +134,15 @@ impl StreamMeter {
         if self.rewrite { out.freeze() } else { chunk }
     }
 
+    /// Bytes held for an event that has not ended yet: what one endless event would grow.
+    pub fn pending_len(&self) -> usize {
+        match &self.framing {
+            Framing::Sse(splitter) => splitter.pending().len(),
+            Framing::JsonArray(splitter) => splitter.current.len(),
+            Framing::Undecided => 0,
+        }
+    }
+
     fn decide_framing(&mut self, chunk: &[u8]) {
         if let Framing::Undecided = self.framing {
             match chunk.iter().find(|b| !b.is_ascii_whitespace()) {

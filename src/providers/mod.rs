@@ -20,6 +20,7 @@ use bytes::Bytes;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub use forward::CLIENT_CREDENTIALS;
 pub use meter::StreamMeter;
 
 /// One of the providers the Hub can connect to.
@@ -90,7 +91,31 @@ pub fn api(provider: Provider) -> &'static dyn ProviderApi {
 pub trait ProviderApi: Send + Sync {
     fn provider(&self) -> Provider;
 
-    /// Reads what the app asked for: its key, the model, streaming, limits, the endpoint.
+    /// The API versions a path may start with (`v1`; Gemini's `v1beta` too).
+    fn api_versions(&self) -> &'static [&'static str];
+
+    /// What a canonical path (from [`api_versions`](Self::api_versions) on) calls: one of the
+    /// endpoints the Hub meters for this provider, or [`Endpoint::Other`].
+    fn endpoint(&self, method: &str, path: &str) -> Endpoint;
+
+    /// The app key, from wherever this provider's SDKs put it. Read before the body is.
+    fn app_key(&self, headers: &[(String, String)], query: &str) -> Option<SecretString>;
+
+    /// Request headers forwarded upstream: exact lowercase names, or prefixes ending in `-`
+    /// (`x-stainless-`). Everything else is dropped; the stored key is added by
+    /// [`prepare`](Self::prepare).
+    fn forwarded_request_headers(&self) -> &'static [&'static str];
+
+    /// Query parameters forwarded upstream; all others are dropped.
+    fn forwarded_query(&self) -> &'static [&'static str];
+
+    /// Response headers passed back to the app besides the common ones (content type,
+    /// `retry-after`): request ids, rate-limit and processing-time headers. Same form as
+    /// [`forwarded_request_headers`](Self::forwarded_request_headers).
+    fn returned_response_headers(&self) -> &'static [&'static str];
+
+    /// Reads what the app asked for: the model, streaming, limits, and the endpoint and key
+    /// again (as [`endpoint`](Self::endpoint) and [`app_key`](Self::app_key) would).
     fn inspect(&self, request: &ProxyRequest<'_>) -> RequestInfo;
 
     /// The query, headers and body to send upstream: every client credential and hop-by-hop
@@ -131,9 +156,6 @@ pub trait ProviderApi: Send + Sync {
     /// What this provider's API keys look like.
     fn key_format(&self) -> KeyFormat;
 
-    /// The version prefixes of the provider's API paths (`/v1/`, Gemini's `/v1beta/` too).
-    fn path_prefixes(&self) -> &'static [&'static str];
-
     /// A one-prompt request in this provider's native API, for the Hub's Playground.
     fn playground_request(
         &self,
@@ -145,6 +167,25 @@ pub trait ProviderApi: Send + Sync {
 
     /// The reply text of a successful non-streamed answer.
     fn reply_text(&self, body: &[u8]) -> Option<String>;
+
+    /// The Hub's own failure (a bug or a broken database), in this provider's error shape.
+    fn internal_error_body(&self) -> Bytes {
+        self.error_body(
+            Refusal::Internal,
+            "The Hub failed inside; its log has the details.",
+        )
+    }
+}
+
+/// Whether `name` (lowercase) is in a header allowlist of exact names and `-`-ended prefixes.
+pub fn header_allowed(list: &[&str], name: &str) -> bool {
+    list.iter().any(|entry| {
+        if entry.ends_with('-') {
+            name.starts_with(entry)
+        } else {
+            name == *entry
+        }
+    })
 }
 
 /// A request the Playground sends through the gateway, in the provider's own terms.
@@ -260,6 +301,10 @@ pub enum Endpoint {
     StreamGenerateContent,
     EmbedContent,
     ListModels,
+    /// OpenAI's stored responses: retrieve or delete one by id.
+    StoredResponse,
+    /// Gemini's explicit context caches: create, list, get, update, delete.
+    CachedContents,
     Other,
 }
 
@@ -275,6 +320,8 @@ impl Endpoint {
             Endpoint::StreamGenerateContent => "stream_generate_content",
             Endpoint::EmbedContent => "embed_content",
             Endpoint::ListModels => "list_models",
+            Endpoint::StoredResponse => "stored_response",
+            Endpoint::CachedContents => "cached_contents",
             Endpoint::Other => "other",
         }
     }
@@ -289,8 +336,18 @@ impl Endpoint {
             | Endpoint::GenerateContent
             | Endpoint::StreamGenerateContent
             | Endpoint::EmbedContent => true,
-            Endpoint::CountTokens | Endpoint::ListModels | Endpoint::Other => false,
+            Endpoint::CountTokens
+            | Endpoint::ListModels
+            | Endpoint::StoredResponse
+            | Endpoint::CachedContents
+            | Endpoint::Other => false,
         }
+    }
+
+    /// Whether the Hub knows what calls to this endpoint cost (or that they are free): the
+    /// only endpoints a managed connection forwards.
+    pub fn is_metered(self) -> bool {
+        self != Endpoint::Other
     }
 
     fn is_embedding(self) -> bool {
@@ -506,8 +563,10 @@ impl Trouble {
             | Refusal::AppBudgetExceeded
             | Refusal::AppRateLimited
             | Refusal::ModelNotAvailable
+            | Refusal::EndpointNotSupported
             | Refusal::RequestTooLarge
-            | Refusal::BadRequest => None,
+            | Refusal::BadRequest
+            | Refusal::Internal => None,
         }
     }
 }
@@ -523,14 +582,17 @@ pub enum Refusal {
     AppBudgetExceeded,
     AppRateLimited,
     ModelNotAvailable,
+    EndpointNotSupported,
     UpstreamConnectionFailed,
     UpstreamTimeout,
     RequestTooLarge,
     BadRequest,
+    /// Not a refusal but the Hub's own failure; never in [`Refusal::ALL`].
+    Internal,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 12] = [
         Refusal::HubLocked,
         Refusal::InvalidAppKey,
         Refusal::ConnectorRevoked,
@@ -538,6 +600,7 @@ impl Refusal {
         Refusal::AppBudgetExceeded,
         Refusal::AppRateLimited,
         Refusal::ModelNotAvailable,
+        Refusal::EndpointNotSupported,
         Refusal::UpstreamConnectionFailed,
         Refusal::UpstreamTimeout,
         Refusal::RequestTooLarge,
@@ -552,11 +615,12 @@ impl Refusal {
             Refusal::ConnectorRevoked => 403,
             Refusal::InsufficientCredits | Refusal::AppBudgetExceeded => 402,
             Refusal::AppRateLimited => 429,
-            Refusal::ModelNotAvailable => 404,
+            Refusal::ModelNotAvailable | Refusal::EndpointNotSupported => 404,
             Refusal::UpstreamConnectionFailed => 502,
             Refusal::UpstreamTimeout => 504,
             Refusal::RequestTooLarge => 413,
             Refusal::BadRequest => 400,
+            Refusal::Internal => 500,
         }
     }
 
@@ -570,10 +634,12 @@ impl Refusal {
             Refusal::AppBudgetExceeded => "app_budget_exceeded",
             Refusal::AppRateLimited => "app_rate_limited",
             Refusal::ModelNotAvailable => "model_not_available",
+            Refusal::EndpointNotSupported => "endpoint_not_supported",
             Refusal::UpstreamConnectionFailed => "upstream_connection_failed",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::RequestTooLarge => "request_too_large",
             Refusal::BadRequest => "bad_request",
+            Refusal::Internal => "internal",
         }
     }
 }
@@ -688,6 +754,7 @@ mod tests {
             ("app_budget_exceeded", 402),
             ("app_rate_limited", 429),
             ("model_not_available", 404),
+            ("endpoint_not_supported", 404),
             ("upstream_connection_failed", 502),
             ("upstream_timeout", 504),
             ("request_too_large", 413),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::forward::{
-    app_key, bearer_token, bearer_value, json_bytes, query_without_key, tokens_from_bytes,
+    allowed_query, app_key, bearer_token, bearer_value, json_bytes, tokens_from_bytes,
     upstream_headers,
 };
 use super::meter::{
@@ -30,10 +30,40 @@ impl ProviderApi for OpenAiApi {
         Provider::OpenAi
     }
 
+    fn api_versions(&self) -> &'static [&'static str] {
+        &["v1"]
+    }
+
+    fn endpoint(&self, method: &str, path: &str) -> Endpoint {
+        endpoint_of(method, path.strip_prefix("/v1").unwrap_or(path))
+    }
+
+    fn app_key(&self, headers: &[(String, String)], _query: &str) -> Option<SecretString> {
+        app_key(bearer_token(headers))
+    }
+
+    fn forwarded_request_headers(&self) -> &'static [&'static str] {
+        &[
+            "content-type",
+            "accept",
+            "user-agent",
+            "openai-beta",
+            "idempotency-key",
+            "x-stainless-",
+        ]
+    }
+
+    fn forwarded_query(&self) -> &'static [&'static str] {
+        OPENAI_QUERY
+    }
+
+    fn returned_response_headers(&self) -> &'static [&'static str] {
+        OPENAI_RESPONSE_HEADERS
+    }
+
     fn inspect(&self, request: &ProxyRequest<'_>) -> RequestInfo {
-        let tail = request.path.strip_prefix("/v1").unwrap_or(request.path);
-        let mut info = inspect_body(endpoint_of(request.method, tail), request.body);
-        info.app_key = app_key(bearer_token(request.headers));
+        let mut info = inspect_body(self.endpoint(request.method, request.path), request.body);
+        info.app_key = self.app_key(request.headers, request.query);
         info
     }
 
@@ -45,9 +75,13 @@ impl ProviderApi for OpenAiApi {
     ) -> Upstream {
         let (body, hide_stream_usage) = prepare_body(info, request.body);
         Upstream {
-            // No OpenAI/Anthropic endpoint takes `key`; an app key put there must not leak.
-            query: query_without_key(request.query),
-            headers: upstream_headers(request.headers, "authorization", bearer_value(stored_key)),
+            query: allowed_query(request.query, self.forwarded_query()),
+            headers: upstream_headers(
+                request.headers,
+                self.forwarded_request_headers(),
+                "authorization",
+                bearer_value(stored_key),
+            ),
             body,
             hide_stream_usage,
         }
@@ -79,10 +113,6 @@ impl ProviderApi for OpenAiApi {
 
     fn parse_model_list(&self, body: &[u8]) -> Result<ModelPage, ParseError> {
         parse_model_list(body)
-    }
-
-    fn path_prefixes(&self) -> &'static [&'static str] {
-        &["/v1/"]
     }
 
     fn key_format(&self) -> KeyFormat {
@@ -127,19 +157,50 @@ impl ProviderApi for OpenAiApi {
     }
 }
 
-/// The endpoint of a path below the version prefix (`/chat/completions`, `/models/x`).
+/// Query parameters of the metered endpoints and of the lists BYOK connections reach.
+pub(crate) const OPENAI_QUERY: &[&str] = &[
+    "include[]",
+    "include",
+    "stream",
+    "starting_after",
+    "include_obfuscation",
+    "limit",
+    "after",
+    "before",
+    "order",
+    "purpose",
+];
+
+/// Request ids, processing time and rate limits, as the SDKs read them.
+pub(crate) const OPENAI_RESPONSE_HEADERS: &[&str] = &[
+    "x-request-id",
+    "openai-processing-ms",
+    "openai-version",
+    "x-ratelimit-",
+    "x-should-retry",
+];
+
+/// The endpoint of a path below the version prefix (`/chat/completions`, `/models/x`): only
+/// the methods each endpoint is metered for count.
 pub(crate) fn endpoint_of(method: &str, tail: &str) -> Endpoint {
-    match tail.trim_end_matches('/') {
-        "/chat/completions" => Endpoint::ChatCompletions,
-        "/responses" => Endpoint::Responses,
-        "/embeddings" => Endpoint::Embeddings,
-        t if method.eq_ignore_ascii_case("GET")
-            && (t == "/models" || t.starts_with("/models/")) =>
-        {
-            Endpoint::ListModels
-        }
+    let post = method.eq_ignore_ascii_case("POST");
+    let get = method.eq_ignore_ascii_case("GET");
+    let delete = method.eq_ignore_ascii_case("DELETE");
+    match tail {
+        "/chat/completions" if post => Endpoint::ChatCompletions,
+        "/responses" if post => Endpoint::Responses,
+        "/embeddings" if post => Endpoint::Embeddings,
+        "/models" if get => Endpoint::ListModels,
+        t if get && one_segment_below(t, "/models/") => Endpoint::ListModels,
+        t if (get || delete) && one_segment_below(t, "/responses/") => Endpoint::StoredResponse,
         _ => Endpoint::Other,
     }
+}
+
+/// `tail` is `prefix` followed by exactly one non-empty segment.
+fn one_segment_below(tail: &str, prefix: &str) -> bool {
+    tail.strip_prefix(prefix)
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// The fields of an OpenAI-shaped request the proxy reads.
@@ -560,13 +621,15 @@ fn error_type(error: Refusal) -> &'static str {
         Refusal::InvalidAppKey
         | Refusal::ConnectorRevoked
         | Refusal::ModelNotAvailable
+        | Refusal::EndpointNotSupported
         | Refusal::RequestTooLarge
         | Refusal::BadRequest => "invalid_request_error",
         Refusal::InsufficientCredits | Refusal::AppBudgetExceeded => "insufficient_quota",
         Refusal::AppRateLimited => "requests",
-        Refusal::HubLocked | Refusal::UpstreamConnectionFailed | Refusal::UpstreamTimeout => {
-            "server_error"
-        }
+        Refusal::HubLocked
+        | Refusal::UpstreamConnectionFailed
+        | Refusal::UpstreamTimeout
+        | Refusal::Internal => "server_error",
     }
 }
 
@@ -839,7 +902,10 @@ mod tests {
                 ("authorization".into(), "Bearer sk-stored".into()),
             ]
         );
-        assert_eq!(up.query, "api-version=1");
+        assert_eq!(
+            up.query, "",
+            "a parameter OpenAI does not take is not forwarded"
+        );
         assert!(!format!("{up:?}").contains("sk-stored"));
     }
 

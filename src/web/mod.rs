@@ -20,6 +20,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, web};
 use serde_json::json;
 
+use crate::gateway::Gateway;
 use crate::hub::Hub;
 pub use security::HostPolicy;
 
@@ -131,6 +132,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Builds the actix application for a Hub: state, middleware and routes.
 pub fn app(
     hub: Hub,
+    gateway: Gateway,
     hosts: HostPolicy,
     emulator: std::sync::Arc<crate::emulator::Emulator>,
 ) -> App<
@@ -144,6 +146,7 @@ pub fn app(
 > {
     App::new()
         .app_data(web::Data::new(hub))
+        .app_data(web::Data::new(gateway))
         .app_data(web::Data::new(hosts))
         // The gateway first: app calls are the hot path and match on a static prefix.
         .configure(proxy::mount)
@@ -161,17 +164,24 @@ impl Server {
     /// Serves the Hub on `listener`, with the built-in emulator mounted beside it.
     pub fn start(
         hub: Hub,
+        gateway: Gateway,
         hosts: HostPolicy,
         listener: std::net::TcpListener,
     ) -> std::io::Result<Server> {
         let emulator = std::sync::Arc::new(crate::emulator::Emulator::new(
             crate::emulator::EmulatorOptions::default(),
         ));
-        let server =
-            actix_web::HttpServer::new(move || app(hub.clone(), hosts.clone(), emulator.clone()))
-                .listen(listener)?
-                .shutdown_timeout(5)
-                .run();
+        let server = actix_web::HttpServer::new(move || {
+            app(
+                hub.clone(),
+                gateway.clone(),
+                hosts.clone(),
+                emulator.clone(),
+            )
+        })
+        .listen(listener)?
+        .shutdown_timeout(5)
+        .run();
         Ok(Server(server))
     }
 

@@ -11,10 +11,10 @@ use super::auth::{ApiSession, PageSession};
 use super::errors::{ApiError, PageError};
 use super::pages::{Layout, blocking, check_csrf, render};
 use crate::catalog::ModelKind;
+use crate::gateway::{Gateway, Head, OutBody, Outgoing};
 use crate::hub::connections::ConnectionView;
 use crate::hub::{Hub, HubError};
 use crate::providers::{self, Provider};
-use crate::proxy::{self, Caller, Incoming, OutBody};
 
 const MAX_PROMPT_CHARS: usize = 20_000;
 const MAX_TOKENS_LIMIT: u64 = 4_096;
@@ -165,21 +165,25 @@ fn check(hub: &Hub, form: &PlayForm) -> Result<Ask, HubError> {
     })
 }
 
-fn incoming(ask: &Ask, stream: bool) -> Incoming {
+/// Sends the ask through the gateway, on the connection the person picked.
+async fn through_gateway(gateway: &Gateway, ask: &Ask, stream: bool) -> Outgoing {
     let request = providers::api(ask.provider).playground_request(
         &ask.model,
         &ask.prompt,
         ask.max_tokens,
         stream,
     );
-    Incoming {
+    let head = Head {
         provider: ask.provider,
         method: "POST".into(),
         path: request.path,
-        query: request.query,
+        query: request.query.unwrap_or_default(),
         headers: request.headers,
-        body: request.body,
-    }
+        content_length: Some(request.body.len() as u64),
+    };
+    gateway
+        .handle_playground(head, request.body, ask.connection_id.clone())
+        .await
 }
 
 /// The message of an error body in any of the three providers' shapes.
@@ -200,6 +204,7 @@ fn error_message(body: &[u8]) -> String {
 /// Without JavaScript: ask, wait for the whole answer, show it.
 pub async fn ask(
     hub: web::Data<Hub>,
+    gateway: web::Data<Gateway>,
     session: PageSession,
     form: web::Form<PlayForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -227,14 +232,7 @@ pub async fn ask(
             return page(&hub, &session, status, Some(&form), Some(exchange)).await;
         }
     };
-    let out = proxy::handle_as(
-        &hub,
-        incoming(&ask, false),
-        Caller::Playground {
-            connection_id: ask.connection_id.clone(),
-        },
-    )
-    .await;
+    let out = through_gateway(&gateway, &ask, false).await;
     let body = match out.body {
         OutBody::Full(b) => b,
         OutBody::Stream(_) => bytes::Bytes::new(),
@@ -257,20 +255,14 @@ pub async fn ask(
 /// `x-workshop-provider` header tells the page which format to read.
 pub async fn stream(
     hub: web::Data<Hub>,
+    gateway: web::Data<Gateway>,
     _session: ApiSession,
     body: web::Json<PlayForm>,
 ) -> Result<HttpResponse, ApiError> {
     let form = body.into_inner();
     let h = hub.clone();
     let ask = blocking(move || check(&h, &form)).await?;
-    let out = proxy::handle_as(
-        &hub,
-        incoming(&ask, true),
-        Caller::Playground {
-            connection_id: ask.connection_id.clone(),
-        },
-    )
-    .await;
+    let out = through_gateway(&gateway, &ask, true).await;
     let mut res = super::proxy::respond(out);
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(ask.provider.as_str()) {
         res.headers_mut().insert(

@@ -277,7 +277,7 @@ fn provider_name(name: &str) -> String {
 fn app_label(names: &HashMap<String, String>, id: &str) -> String {
     match (id, names.get(id)) {
         ("", _) => "No app".to_string(),
-        (crate::proxy::PLAYGROUND_APP, _) => "Playground".to_string(),
+        (crate::gateway::PLAYGROUND_APP, _) => "Playground".to_string(),
         (_, Some(name)) => name.clone(),
         (id, None) => format!("{id} (deleted)"),
     }

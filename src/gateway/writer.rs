@@ -1,12 +1,16 @@
-//! Writes usage records in batches on a thread of its own: every waiting record goes into one transaction, and
-//! each caller learns when its record is durable. Credits and budgets are settled only
-//! after the commit, so the balance in memory always equals the ledger's sum.
+//! Writes usage records in batches on a thread of its own: every waiting record goes into one
+//! transaction, and each caller learns when its record is durable. Credits and budgets are
+//! settled only after the commit, so the balance in memory always equals the ledger's sum.
+//!
+//! The writer owns only what it writes with (the hub's usage book and the gateway's budgets);
+//! it stops when the last sender, held by the gateway, is dropped.
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::limits::BudgetHold;
-use crate::hub::Hub;
+use super::limits::{BudgetHold, Budgets};
+use crate::hub::UsageBook;
 use crate::ledger::{Hold, NewUsage};
+use crate::money::MicroUsd;
 
 const MAX_BATCH: usize = 512;
 
@@ -19,22 +23,22 @@ pub struct Job {
 }
 
 #[derive(Clone)]
-pub struct Recorder {
+pub struct Writer {
     tx: mpsc::UnboundedSender<Job>,
 }
 
-impl Recorder {
+impl Writer {
     /// Starts the writer on a thread of its own: it blocks on SQLite, so it stays off the
     /// async workers without a hop through the blocking pool for every batch.
-    pub fn start(hub: Hub) -> Recorder {
+    pub fn start(book: UsageBook, budgets: Budgets) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
         let spawned = std::thread::Builder::new()
             .name("usage-writer".into())
-            .spawn(move || run(hub, rx));
+            .spawn(move || run(&book, &budgets, rx));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "the usage writer could not start");
         }
-        Recorder { tx }
+        Writer { tx }
     }
 
     /// Queues a record and waits until it is committed (or the writer gave up on it).
@@ -55,8 +59,9 @@ impl Recorder {
     }
 }
 
-/// Takes whatever is waiting (up to a batch) and writes it in one transaction.
-fn run(hub: Hub, mut rx: mpsc::UnboundedReceiver<Job>) {
+/// Takes whatever is waiting (up to a batch) and writes it in one transaction, until every
+/// sender is gone.
+fn run(book: &UsageBook, budgets: &Budgets, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -65,33 +70,29 @@ fn run(hub: Hub, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        write_batch(&hub, batch);
+        write_batch(book, budgets, batch);
     }
+    tracing::debug!("usage writer stopped");
 }
 
-fn write_batch(hub: &Hub, batch: Vec<Job>) {
+fn write_batch(book: &UsageBook, budgets: &Budgets, batch: Vec<Job>) {
     let records: Vec<NewUsage> = batch.iter().map(|j| j.usage.clone()).collect();
-    let ok = match hub.store().insert_usage_batch(&records) {
-        Ok(_) => true,
+    let ok = match book.commit(&records) {
+        Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, records = batch.len(), "usage records could not be written");
             false
         }
     };
     for job in batch {
-        let charge = if ok {
-            job.usage.charge()
+        let (charge, cost) = if ok {
+            (job.usage.charge(), job.usage.cost.unwrap_or_default())
         } else {
-            crate::money::MicroUsd::ZERO
+            (MicroUsd::ZERO, MicroUsd::ZERO)
         };
-        hub.credits().settle(job.hold, charge);
+        book.settle(job.hold, charge);
         if let Some(app) = &job.usage.app_id {
-            let cost = if ok {
-                job.usage.cost.unwrap_or_default()
-            } else {
-                crate::money::MicroUsd::ZERO
-            };
-            hub.gateway().budgets.settle(app, job.budget, cost);
+            budgets.settle(app, job.budget, cost);
         }
         if let Some(done) = job.done {
             let _ = done.send(());

@@ -1,0 +1,182 @@
+//! The gateway: an app's call, in its provider's native API, comes through one front door
+//! (canonical path → app key and lock → binding, endpoint policy and limits → bounded body →
+//! model, credits and budget), is forwarded with the stored provider key, streamed back as it
+//! arrives, metered from the provider's own usage numbers, and recorded.
+//!
+//! A room of its own: the hub's services never import it. It caches apps and routes for one
+//! generation of the hub, and owns the limits, budgets and the usage writer.
+
+mod admit;
+mod body;
+mod cache;
+mod forward;
+pub mod limits;
+mod record;
+mod stream;
+pub mod target;
+mod writer;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::config::GatewayLimits;
+use crate::hub::Hub;
+use crate::providers::{self, Provider, Refusal};
+use body::BodyBudget;
+use cache::Cache;
+use limits::{Budgets, RateLimits};
+use writer::Writer;
+
+/// The app id Playground requests are recorded under.
+pub const PLAYGROUND_APP: &str = "playground";
+
+/// Longest model name the gateway accepts.
+pub const MAX_MODEL_BYTES: usize = 256;
+
+/// An app's request as the web layer hands it over, before its body is read.
+pub struct Head {
+    pub provider: Provider,
+    pub method: String,
+    /// The path as received, still percent-encoded, with the surface prefix (`/openai`)
+    /// removed: e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// The raw query string without `?` (empty for none).
+    pub query: String,
+    /// `(lowercase name, value)` pairs.
+    pub headers: Vec<(String, String)>,
+    /// The body's declared length, when the app declared one.
+    pub content_length: Option<u64>,
+}
+
+/// Who is calling: an app with its key, or the Hub's own Playground (a signed-in person)
+/// on a connection they picked.
+pub enum Caller {
+    App,
+    Playground { connection_id: String },
+}
+
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+pub enum OutBody {
+    Full(Bytes),
+    Stream(BodyStream),
+}
+
+/// What goes back to the app.
+pub struct Outgoing {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: OutBody,
+}
+
+/// The gateway's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hub: Hub,
+    cache: Cache,
+    rates: RateLimits,
+    budgets: Budgets,
+    writer: Writer,
+    bodies: BodyBudget,
+    limits: GatewayLimits,
+    max_body_bytes: usize,
+}
+
+impl Gateway {
+    /// Builds the gateway for `hub` and starts its usage writer, which stops when the last
+    /// clone of this gateway (and every stream it is still relaying) is gone.
+    pub fn new(hub: Hub) -> Gateway {
+        let budgets = Budgets::default();
+        let writer = Writer::start(hub.usage_book(), budgets.clone());
+        let limits = hub.config().gateway;
+        Gateway {
+            inner: Arc::new(Inner {
+                cache: Cache::default(),
+                rates: RateLimits::default(),
+                bodies: BodyBudget::new(limits.bodies_in_flight_bytes),
+                max_body_bytes: hub.config().max_body_bytes,
+                limits,
+                budgets,
+                writer,
+                hub,
+            }),
+        }
+    }
+
+    fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// Handles one request from start to finish. The body is read only once the caller is
+    /// known and allowed; a refused request's body is left unread (a small one is drained
+    /// so the connection can be reused).
+    pub async fn handle<S, E>(&self, head: Head, mut body: S, caller: Caller) -> Outgoing
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        let declared = head.content_length;
+        let gate = match self.admit_head(&head, caller).await {
+            Ok(gate) => gate,
+            Err(refused) => {
+                body::drain_small(&mut body, declared).await;
+                return refused;
+            }
+        };
+        let admitted = match self.admit_body(gate, &head, &mut body).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
+        };
+        self.forward(&head, admitted).await
+    }
+
+    /// The Playground's request: built by the Hub itself, so its body is already whole.
+    pub async fn handle_playground(
+        &self,
+        head: Head,
+        body: Bytes,
+        connection_id: String,
+    ) -> Outgoing {
+        let chunk = futures_util::stream::iter([Ok::<_, std::io::Error>(body)]);
+        self.handle(head, chunk, Caller::Playground { connection_id })
+            .await
+    }
+}
+
+/// The Hub's own refusal, in the provider's native error shape.
+pub fn refusal(provider: Provider, why: Refusal, message: &str) -> Outgoing {
+    refusal_with(provider, why, message, None)
+}
+
+fn refusal_with(
+    provider: Provider,
+    why: Refusal,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Outgoing {
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if let Some(secs) = retry_after {
+        headers.push(("retry-after".to_string(), secs.to_string()));
+    }
+    Outgoing {
+        status: why.status(),
+        headers,
+        body: OutBody::Full(providers::api(provider).error_body(why, message)),
+    }
+}
+
+/// The Hub failed inside (its log says why), in the provider's native error shape.
+fn internal(provider: Provider, e: impl std::fmt::Display) -> Outgoing {
+    tracing::error!(error = %e, "gateway failure");
+    Outgoing {
+        status: Refusal::Internal.status(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: OutBody::Full(providers::api(provider).internal_error_body()),
+    }
+}

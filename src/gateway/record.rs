@@ -1,0 +1,207 @@
+//! Recording a request once its answer is known: the usage record (every string bounded),
+//! its price, the token reservation settled, and the connection's troubleshooting state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::admit::Admitted;
+use super::limits::{BudgetHold, TokenReservation};
+use super::stream::{Finish, Finishing};
+use super::writer::Job;
+use super::{Gateway, MAX_MODEL_BYTES};
+use crate::catalog::Model;
+use crate::catalog::cost::cost;
+use crate::hub::Route;
+use crate::ledger::{BilledTo, Hold, NewUsage};
+use crate::providers::{Endpoint, Metered, Provider, Trouble};
+use crate::store::Outcome;
+
+/// Longest endpoint name kept in a usage record (an unmetered call records its path).
+const MAX_ENDPOINT_BYTES: usize = 128;
+/// Longest error code kept in a usage record.
+const MAX_CODE_BYTES: usize = 64;
+
+/// What is needed to record a request once its answer is known.
+pub(super) struct Context {
+    gateway: Gateway,
+    app_id: String,
+    route: Arc<Route>,
+    provider: Provider,
+    endpoint: Endpoint,
+    /// The canonical path, recorded as the endpoint of a call the Hub does not meter.
+    path: String,
+    requested_model: Option<String>,
+    model: Option<Model>,
+    streamed: bool,
+    status: u16,
+    billed_to: BilledTo,
+    hold: Option<Hold>,
+    budget: Option<BudgetHold>,
+    tokens: Option<TokenReservation>,
+    started_at: DateTime<Utc>,
+    started: Instant,
+    ttfb: Duration,
+}
+
+impl Context {
+    pub fn new(gateway: Gateway, admitted: Admitted, status: u16, ttfb: Duration) -> Context {
+        let Admitted {
+            gate,
+            info,
+            model,
+            billed_to,
+            hold,
+            budget,
+            tokens,
+            body: _,
+        } = admitted;
+        Context {
+            gateway,
+            app_id: gate.app.id.clone(),
+            route: gate.route,
+            provider: gate.provider,
+            endpoint: info.endpoint,
+            path: gate.path,
+            requested_model: info.model,
+            model,
+            streamed: info.stream,
+            status,
+            billed_to,
+            hold,
+            budget,
+            tokens,
+            started_at: gate.started_at,
+            started: gate.started,
+            ttfb,
+        }
+    }
+
+    /// Builds the usage record, prices it, and writes it durably before returning.
+    pub async fn finish(self, metered: Option<Metered>, error: Option<String>) {
+        let writer = self.gateway.inner.writer.clone();
+        writer.record(self.into_job(metered, error)).await;
+    }
+
+    fn into_job(self, metered: Option<Metered>, error: Option<String>) -> Job {
+        let usage = metered
+            .as_ref()
+            .map(|m| m.usage.clone())
+            .unwrap_or_default();
+        let unmetered = self.endpoint == Endpoint::Other;
+        let estimated = unmetered || metered.as_ref().is_some_and(|m| m.estimated);
+        if error.is_none() && self.status < 400 {
+            self.gateway.note_success(&self.route);
+        }
+        let hub = self.gateway.hub();
+        let served = usage.model.clone();
+        let model = served
+            .as_deref()
+            .and_then(|m| hub.catalog().resolve(self.provider, m).cloned())
+            .or(self.model);
+        let cost = match (unmetered, &model) {
+            (false, Some(m)) => Some(cost(m, &usage).micro),
+            _ => None,
+        };
+        self.gateway.inner.rates.settle_tokens(
+            self.tokens,
+            usage.input_tokens.saturating_add(usage.output_tokens),
+        );
+        let endpoint = if unmetered {
+            bounded(&self.path, MAX_ENDPOINT_BYTES)
+        } else {
+            self.endpoint.as_str().to_string()
+        };
+        Job {
+            usage: NewUsage {
+                started_at: self.started_at,
+                app_id: Some(self.app_id),
+                connection_id: Some(self.route.id.clone()),
+                provider: self.provider,
+                model: served
+                    .or(self.requested_model)
+                    .map(|m| bounded(&m, MAX_MODEL_BYTES)),
+                endpoint,
+                streamed: self.streamed,
+                status: self.status,
+                error_code: error.map(|e| bounded(&e, MAX_CODE_BYTES)),
+                input_tokens: usage.input_tokens,
+                cached_input_tokens: usage.cached_input_tokens,
+                cache_write_tokens: usage.cache_write_tokens(),
+                output_tokens: usage.output_tokens,
+                reasoning_tokens: usage.reasoning_tokens,
+                cost,
+                billed_to: self.billed_to,
+                estimated,
+                latency_ms: self.started.elapsed().as_millis() as u64,
+                ttfb_ms: Some(self.ttfb.as_millis() as u64),
+            },
+            hold: self.hold,
+            budget: self.budget,
+            done: None,
+        }
+    }
+}
+
+impl Finish for Context {
+    fn finish(self: Box<Self>, metered: Option<Metered>, error: Option<String>) -> Finishing {
+        Box::pin((*self).finish(metered, error))
+    }
+
+    fn finish_later(self: Box<Self>, metered: Option<Metered>, error: Option<String>) {
+        let writer = self.gateway.inner.writer.clone();
+        writer.record_later(self.into_job(metered, error));
+    }
+}
+
+impl Gateway {
+    /// Shows a provider problem on the connection (as verification would), off the hot path.
+    pub(super) fn note_trouble(&self, route: &Route, trouble: Trouble, detail: String) {
+        route
+            .failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.hub().note_connection_outcome(
+            &route.id,
+            Outcome::Failed {
+                code: trouble.code().to_string(),
+                detail,
+            },
+        );
+    }
+
+    /// Clears a connection's last error after a success, once.
+    fn note_success(&self, route: &Route) {
+        if route
+            .failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.hub()
+                .note_connection_outcome(&route.id, Outcome::Succeeded);
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn bounded_strings_cut_on_a_character_boundary() {
+        assert_eq!(bounded("gpt-4o", 256), "gpt-4o");
+        assert_eq!(bounded(&"m".repeat(4 << 20), 256).len(), 256);
+        assert_eq!(bounded("aé", 2), "a");
+    }
+}
