@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod upstream;
+
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
 pub fn bin() -> &'static str {
@@ -114,6 +116,10 @@ impl TestHub {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn origin(&self) -> String {
