@@ -6,7 +6,7 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use chrono::{Duration, Utc};
-use workshop_hub::ledger::{BilledTo, NewUsage};
+use workshop_hub::ledger::{BilledTo, UsageRecord};
 use workshop_hub::money::MicroUsd;
 use workshop_hub::providers::Provider;
 use workshop_hub::store::Store;
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut written = 0;
     while written < rows {
         let n = BATCH.min(rows - written);
-        let batch: Vec<NewUsage> = (written..written + n).map(|i| record(i, rows)).collect();
+        let batch: Vec<UsageRecord> = (written..written + n).map(|i| record(i, rows)).collect();
         store.insert_usage_batch(&batch)?;
         written += n;
     }
@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// The i-th of `total` rows, oldest first, evenly spread over 90 days up to now.
-fn record(i: usize, total: usize) -> NewUsage {
+fn record(i: usize, total: usize) -> UsageRecord {
     let h = mix(i as u64);
     let span_secs = 90 * 24 * 3600_i64;
     let offset = span_secs - span_secs * i as i64 / total.max(1) as i64;
@@ -56,7 +56,8 @@ fn record(i: usize, total: usize) -> NewUsage {
     let failed = h % 23 == 0;
     let input = 50 + h % 4_000;
     let output = if failed { 0 } else { 20 + (h >> 8) % 1_500 };
-    NewUsage {
+    UsageRecord {
+        id: 0,
         started_at: Utc::now() - Duration::seconds(offset),
         app_id: Some(format!("app-{}", (h >> 16) % 10)),
         connection_id: Some(if byok {

@@ -9,7 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use common::{Launch, PASSPHRASE, TestHub, client, run_to_exit, sign_in};
 use serde_json::{Value, json};
-use workshop_hub::ledger::{BilledTo, NewUsage};
+use workshop_hub::ledger::{BilledTo, UsageRecord};
 use workshop_hub::money::MicroUsd;
 use workshop_hub::providers::Provider;
 use workshop_hub::store::Store;
@@ -149,8 +149,9 @@ struct Seeded {
     charged: i64,
 }
 
-fn usage(at: DateTime<Utc>, app: Option<&str>, provider: Provider, model: &str) -> NewUsage {
-    NewUsage {
+fn usage(at: DateTime<Utc>, app: Option<&str>, provider: Provider, model: &str) -> UsageRecord {
+    UsageRecord {
+        id: 0,
         started_at: at,
         app_id: app.map(str::to_string),
         connection_id: Some(format!("managed-{provider}")),
@@ -183,7 +184,8 @@ fn seed() -> Seeded {
     let now = Utc::now();
     let yesterday = now - Duration::days(1);
     let records = vec![
-        NewUsage {
+        UsageRecord {
+            id: 0,
             input_tokens: 19,
             cached_input_tokens: 3,
             output_tokens: 10,
@@ -197,7 +199,8 @@ fn seed() -> Seeded {
                 "gpt-4o-mini",
             )
         },
-        NewUsage {
+        UsageRecord {
+            id: 0,
             streamed: true,
             endpoint: "/v1/messages".into(),
             input_tokens: 249,
@@ -215,7 +218,8 @@ fn seed() -> Seeded {
                 "claude-sonnet-4-5",
             )
         },
-        NewUsage {
+        UsageRecord {
+            id: 0,
             connection_id: Some("byok-gemini-1".into()),
             endpoint: "/v1beta/models/gemini-2.5-flash:generateContent".into(),
             input_tokens: 15,
@@ -230,7 +234,8 @@ fn seed() -> Seeded {
                 "gemini-2.5-flash",
             )
         },
-        NewUsage {
+        UsageRecord {
+            id: 0,
             status: 429,
             error_code: Some("rate_limit_exceeded".into()),
             cost: None,

@@ -14,7 +14,7 @@ use super::{Gateway, MAX_MODEL_BYTES};
 use crate::catalog::Model;
 use crate::catalog::cost::cost;
 use crate::hub::Route;
-use crate::ledger::{BilledTo, Hold, NewUsage};
+use crate::ledger::{BilledTo, Hold, UsageRecord};
 use crate::providers::{Endpoint, Metered, Provider, Trouble};
 use crate::store::Outcome;
 
@@ -114,7 +114,8 @@ impl Context {
             self.endpoint.as_str().to_string()
         };
         Job {
-            usage: NewUsage {
+            usage: UsageRecord {
+                id: 0,
                 started_at: self.started_at,
                 app_id: Some(self.app_id),
                 connection_id: Some(self.route.id.clone()),

@@ -9,14 +9,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::limits::{BudgetHold, Budgets};
 use crate::hub::UsageBook;
-use crate::ledger::{Hold, NewUsage};
+use crate::ledger::{Hold, UsageRecord};
 use crate::money::MicroUsd;
 
 const MAX_BATCH: usize = 512;
 
 /// One record to write, with the holds it settles.
 pub struct Job {
-    pub usage: NewUsage,
+    pub usage: UsageRecord,
     pub hold: Option<Hold>,
     pub budget: Option<BudgetHold>,
     pub done: Option<oneshot::Sender<()>>,
@@ -76,7 +76,7 @@ fn run(book: &UsageBook, budgets: &Budgets, mut rx: mpsc::UnboundedReceiver<Job>
 }
 
 fn write_batch(book: &UsageBook, budgets: &Budgets, batch: Vec<Job>) {
-    let records: Vec<NewUsage> = batch.iter().map(|j| j.usage.clone()).collect();
+    let records: Vec<UsageRecord> = batch.iter().map(|j| j.usage.clone()).collect();
     let ok = match book.commit(&records) {
         Ok(()) => true,
         Err(e) => {

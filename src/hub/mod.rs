@@ -23,7 +23,7 @@ pub use error::{HubError, ceil_secs};
 pub use routing::{AppGate, Route, UsageBook};
 pub use sessions::{Session, SessionId};
 pub use usage::{
-    CSV_HEADER, MAX_PAGE, ModelReach, UsagePage, csv_line, last_days, month_to_date,
+    MAX_PAGE, ModelReach, UsagePage, csv_header, csv_line, last_days, month_to_date,
     parse_group_by, parse_range, today,
 };
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use secrecy::SecretString;
 
 use super::{Hub, HubError, blocking};
-use crate::ledger::{Credits, Hold, NewUsage};
+use crate::ledger::{Credits, Hold, UsageRecord};
 use crate::money::MicroUsd;
 use crate::providers::Provider;
 use crate::store::{Outcome, Store, StoreError};
@@ -60,7 +60,7 @@ pub struct UsageBook {
 
 impl UsageBook {
     /// Writes the records in one transaction (the caller is the writer's own thread).
-    pub fn commit(&self, records: &[NewUsage]) -> Result<(), HubError> {
+    pub fn commit(&self, records: &[UsageRecord]) -> Result<(), HubError> {
         self.store.insert_usage_batch(records)?;
         Ok(())
     }

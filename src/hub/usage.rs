@@ -8,24 +8,25 @@ use chrono::{Datelike, Days, NaiveDate, Utc};
 
 use super::{Hub, HubError};
 use crate::catalog::Model;
-use crate::store::{
-    ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate, UsageRow,
-};
+use crate::ledger::{USAGE_COLUMNS, UsageRecord, UsageValue};
+use crate::store::{ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate};
 
 /// The longest range the usage reports accept, in days.
 pub const MAX_RANGE_DAYS: u64 = 3660;
 /// The most usage rows one page returns.
 pub const MAX_PAGE: usize = 500;
 
-/// The columns of the CSV export, in the usage row's JSON field names.
-pub const CSV_HEADER: &str = "id,started_at,app_id,connection_id,provider,model,endpoint,streamed,\
-status,error_code,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,\
-reasoning_tokens,cost_micro_usd,billed_to,estimated,latency_ms,ttfb_ms\n";
+/// The header line of the CSV export: the usage record's column names.
+pub fn csv_header() -> String {
+    let mut line = USAGE_COLUMNS.join(",");
+    line.push('\n');
+    line
+}
 
 /// A page of usage rows and the cursor that continues after it (`None` at the end).
 #[derive(Debug, Clone)]
 pub struct UsagePage {
-    pub rows: Vec<UsageRow>,
+    pub rows: Vec<UsageRecord>,
     pub next_cursor: Option<i64>,
 }
 
@@ -219,34 +220,26 @@ fn split_page<T>(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> (Vec
     (rows, next)
 }
 
-/// One usage row as a CSV line, columns as in [`CSV_HEADER`], numbers exact.
-pub fn csv_line(r: &UsageRow) -> String {
-    let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+/// One usage record as a CSV line, columns as in [`csv_header`], numbers exact.
+pub fn csv_line(r: &UsageRecord) -> String {
     let mut line = String::with_capacity(160);
-    let _ = writeln!(
-        line,
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-        r.id,
-        csv_field(&r.started_at),
-        csv_field(r.app_id.as_deref().unwrap_or("")),
-        csv_field(r.connection_id.as_deref().unwrap_or("")),
-        csv_field(&r.provider),
-        csv_field(r.model.as_deref().unwrap_or("")),
-        csv_field(&r.endpoint),
-        r.streamed,
-        r.status,
-        csv_field(r.error_code.as_deref().unwrap_or("")),
-        r.input_tokens,
-        r.cached_input_tokens,
-        r.cache_write_tokens,
-        r.output_tokens,
-        r.reasoning_tokens,
-        opt(r.cost.map(|c| c.0)),
-        csv_field(&r.billed_to),
-        r.estimated,
-        r.latency_ms,
-        opt(r.ttfb_ms),
-    );
+    for (i, value) in r.values().iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        match value {
+            UsageValue::Int(n) => {
+                let _ = write!(line, "{n}");
+            }
+            UsageValue::Bool(b) => {
+                let _ = write!(line, "{b}");
+            }
+            UsageValue::Text(t) => line.push_str(&csv_field(t)),
+            UsageValue::Owned(t) => line.push_str(&csv_field(t)),
+            UsageValue::Null => {}
+        }
+    }
+    line.push('\n');
     line
 }
 
@@ -298,12 +291,12 @@ mod tests {
     #[test]
     fn csv_lines_carry_exact_numbers_under_the_header() {
         use crate::money::MicroUsd;
-        let row = UsageRow {
+        let row = UsageRecord {
             id: 42,
-            started_at: "2025-03-02T09:00:00.000Z".into(),
+            started_at: "2025-03-02T09:00:00Z".parse().unwrap(),
             app_id: Some("app-1".into()),
             connection_id: None,
-            provider: "anthropic".into(),
+            provider: crate::providers::Provider::Anthropic,
             model: Some("claude-sonnet-4-5".into()),
             endpoint: "/v1/messages".into(),
             streamed: true,
@@ -315,7 +308,7 @@ mod tests {
             output_tokens: 26,
             reasoning_tokens: 3,
             cost: Some(MicroUsd(1_137)),
-            billed_to: "credits".into(),
+            billed_to: crate::ledger::BilledTo::Credits,
             estimated: false,
             latency_ms: 2_450,
             ttfb_ms: None,
@@ -326,10 +319,15 @@ mod tests {
              249,1,2,26,3,1137,credits,false,2450,\n"
         );
         assert_eq!(
-            CSV_HEADER.trim_end().split(',').count(),
+            csv_header().trim_end().split(',').count(),
             csv_line(&row).trim_end().split(',').count()
         );
-        assert!(CSV_HEADER.starts_with("id,started_at,app_id,"));
+        assert!(csv_header().starts_with("id,started_at,app_id,"));
+        let json = serde_json::to_value(&row).unwrap();
+        let names: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(names, USAGE_COLUMNS, "the JSON row has the CSV's columns");
+        assert_eq!(json["cost_micro_usd"], 1_137);
+        assert!(json["ttfb_ms"].is_null());
     }
 
     #[test]

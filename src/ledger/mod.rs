@@ -28,11 +28,23 @@ impl BilledTo {
             BilledTo::Provider => "provider",
         }
     }
+
+    pub fn parse(text: &str) -> Option<BilledTo> {
+        match text {
+            "credits" => Some(BilledTo::Credits),
+            "provider" => Some(BilledTo::Provider),
+            _ => None,
+        }
+    }
 }
 
-/// One proxied request, as it is written to `usage_records`.
-#[derive(Debug, Clone)]
-pub struct NewUsage {
+/// One proxied request: what the gateway writes to `usage_records`, and what reports, the
+/// JSON API and the CSV export read back. Its fields, in [`USAGE_COLUMNS`] order, are one
+/// list shared by all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The row id; 0 until the record is stored.
+    pub id: i64,
     pub started_at: DateTime<Utc>,
     pub app_id: Option<String>,
     pub connection_id: Option<String>,
@@ -55,13 +67,105 @@ pub struct NewUsage {
     pub ttfb_ms: Option<u64>,
 }
 
-impl NewUsage {
+/// The fields of a usage record, by the names the database columns, the JSON API and the CSV
+/// header all use, in the order of [`UsageRecord::values`].
+pub const USAGE_COLUMNS: [&str; 20] = [
+    "id",
+    "started_at",
+    "app_id",
+    "connection_id",
+    "provider",
+    "model",
+    "endpoint",
+    "streamed",
+    "status",
+    "error_code",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_micro_usd",
+    "billed_to",
+    "estimated",
+    "latency_ms",
+    "ttfb_ms",
+];
+
+/// One field of a usage record, as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageValue<'a> {
+    Int(i64),
+    Text(&'a str),
+    Owned(String),
+    Bool(bool),
+    Null,
+}
+
+/// An optional text field, `Null` when absent.
+fn text(v: &Option<String>) -> UsageValue<'_> {
+    v.as_deref().map_or(UsageValue::Null, UsageValue::Text)
+}
+
+impl UsageRecord {
     /// The amount to debit from credits for this record (zero for BYOK).
     pub fn charge(&self) -> MicroUsd {
         match (self.billed_to, self.cost) {
             (BilledTo::Credits, Some(c)) if c.0 > 0 => c,
             _ => MicroUsd::ZERO,
         }
+    }
+
+    /// The start time as stored and shown: RFC 3339 UTC with milliseconds.
+    pub fn started_at_text(&self) -> String {
+        self.started_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    /// Every field, in [`USAGE_COLUMNS`] order.
+    pub fn values(&self) -> [UsageValue<'_>; 20] {
+        use UsageValue::{Bool, Int, Null, Owned, Text};
+        let int = |v: u64| Int(i64::try_from(v).unwrap_or(i64::MAX));
+        [
+            Int(self.id),
+            Owned(self.started_at_text()),
+            text(&self.app_id),
+            text(&self.connection_id),
+            Text(self.provider.as_str()),
+            text(&self.model),
+            Text(&self.endpoint),
+            Bool(self.streamed),
+            Int(i64::from(self.status)),
+            text(&self.error_code),
+            int(self.input_tokens),
+            int(self.cached_input_tokens),
+            int(self.cache_write_tokens),
+            int(self.output_tokens),
+            int(self.reasoning_tokens),
+            self.cost.map_or(Null, |c| Int(c.0)),
+            Text(self.billed_to.as_str()),
+            Bool(self.estimated),
+            int(self.latency_ms),
+            self.ttfb_ms.map_or(Null, int),
+        ]
+    }
+}
+
+impl Serialize for UsageRecord {
+    /// The management API's usage row: every column by its name.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(USAGE_COLUMNS.len()))?;
+        for (name, value) in USAGE_COLUMNS.iter().zip(self.values()) {
+            match value {
+                UsageValue::Int(n) => map.serialize_entry(name, &n)?,
+                UsageValue::Text(t) => map.serialize_entry(name, t)?,
+                UsageValue::Owned(t) => map.serialize_entry(name, &t)?,
+                UsageValue::Bool(b) => map.serialize_entry(name, &b)?,
+                UsageValue::Null => map.serialize_entry(name, &())?,
+            }
+        }
+        map.end()
     }
 }
 

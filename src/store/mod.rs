@@ -18,9 +18,7 @@ use rusqlite::Connection;
 pub use apps::{AppChanges, AppRow};
 pub use connections::{ConnectionRow, Outcome};
 pub use migrations::SCHEMA_VERSION;
-pub use reports::{
-    ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate, UsageRow,
-};
+pub use reports::{ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate};
 
 pub const DB_FILE: &str = "hub.db";
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{Row, params};
 
 use super::{Result, Store};
+use crate::ledger::{BilledTo, USAGE_COLUMNS, UsageRecord};
 use crate::money::MicroUsd;
 
 /// One line of the credit ledger.
@@ -82,31 +83,6 @@ pub struct DayRange {
     pub to: String,
 }
 
-/// One usage record as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageRow {
-    pub id: i64,
-    pub started_at: String,
-    pub app_id: Option<String>,
-    pub connection_id: Option<String>,
-    pub provider: String,
-    pub model: Option<String>,
-    pub endpoint: String,
-    pub streamed: bool,
-    pub status: i64,
-    pub error_code: Option<String>,
-    pub input_tokens: i64,
-    pub cached_input_tokens: i64,
-    pub cache_write_tokens: i64,
-    pub output_tokens: i64,
-    pub reasoning_tokens: i64,
-    pub cost: Option<MicroUsd>,
-    pub billed_to: String,
-    pub estimated: bool,
-    pub latency_ms: i64,
-    pub ttfb_ms: Option<i64>,
-}
-
 /// What one app spent in a month, split by who bills it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MonthSpend {
@@ -131,10 +107,6 @@ pub struct ConnectionReach {
     /// The models a verification listed, when one has run (a JSON list in the table).
     pub verified_models: Option<Vec<String>>,
 }
-
-const USAGE_COLUMNS: &str = "id, started_at, app_id, connection_id, provider, model, endpoint,
-    streamed, status, error_code, input_tokens, cached_input_tokens, cache_write_tokens,
-    output_tokens, reasoning_tokens, cost_micro_usd, billed_to, estimated, latency_ms, ttfb_ms";
 
 impl Store {
     /// Ledger lines newest first, `limit` of them, older than the `before` id when given.
@@ -215,10 +187,11 @@ impl Store {
 
     /// Usage rows newest first, `limit` of them, older than the `before` id when given.
     /// Paging by id returns every row exactly once even while new rows arrive.
-    pub fn usage_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<UsageRow>> {
+    pub fn usage_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<UsageRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {USAGE_COLUMNS} FROM usage_records WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            "SELECT {} FROM usage_records WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+            USAGE_COLUMNS.join(", ")
         ))?;
         let rows = stmt.query_map(params![cursor_bound(before), sql_limit(limit)], usage_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -281,29 +254,47 @@ impl Store {
     }
 }
 
-fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
-    Ok(UsageRow {
+/// A usage record from a row selected with [`USAGE_COLUMNS`], in their order.
+fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRecord> {
+    let provider: String = r.get(4)?;
+    let billed_to: String = r.get(16)?;
+    let started_at: String = r.get(1)?;
+    Ok(UsageRecord {
         id: r.get(0)?,
-        started_at: r.get(1)?,
+        started_at: chrono::DateTime::parse_from_rfc3339(&started_at)
+            .map_err(|e| conversion(1, e))?
+            .with_timezone(&chrono::Utc),
         app_id: r.get(2)?,
         connection_id: r.get(3)?,
-        provider: r.get(4)?,
+        provider: provider.parse().map_err(|e| conversion(4, e))?,
         model: r.get(5)?,
         endpoint: r.get(6)?,
         streamed: r.get(7)?,
         status: r.get(8)?,
         error_code: r.get(9)?,
-        input_tokens: r.get(10)?,
-        cached_input_tokens: r.get(11)?,
-        cache_write_tokens: r.get(12)?,
-        output_tokens: r.get(13)?,
-        reasoning_tokens: r.get(14)?,
+        input_tokens: unsigned(r.get(10)?),
+        cached_input_tokens: unsigned(r.get(11)?),
+        cache_write_tokens: unsigned(r.get(12)?),
+        output_tokens: unsigned(r.get(13)?),
+        reasoning_tokens: unsigned(r.get(14)?),
         cost: r.get::<_, Option<i64>>(15)?.map(MicroUsd),
-        billed_to: r.get(16)?,
+        billed_to: BilledTo::parse(&billed_to)
+            .ok_or_else(|| conversion(16, format!("unknown billed_to {billed_to}")))?,
         estimated: r.get(17)?,
-        latency_ms: r.get(18)?,
-        ttfb_ms: r.get(19)?,
+        latency_ms: unsigned(r.get(18)?),
+        ttfb_ms: r.get::<_, Option<i64>>(19)?.map(unsigned),
     })
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn conversion(
+    column: usize,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
 }
 
 /// A cursor as an exclusive upper bound on ids; no cursor means from the newest.
@@ -321,7 +312,7 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::ledger::{BilledTo, NewUsage};
+    use crate::ledger::{BilledTo, UsageRecord};
     use crate::providers::Provider;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -340,8 +331,9 @@ mod tests {
         output: u64,
     }
 
-    fn record(r: R<'_>) -> NewUsage {
-        NewUsage {
+    fn record(r: R<'_>) -> UsageRecord {
+        UsageRecord {
+            id: 0,
             started_at: at(r.at),
             app_id: r.app.map(str::to_string),
             connection_id: Some(format!("managed-{}", r.provider)),
@@ -541,10 +533,10 @@ mod tests {
         }
         let ids: Vec<i64> = seen.iter().map(|r| r.id).collect();
         assert_eq!(ids, vec![5, 4, 3, 2, 1]);
-        assert_eq!(seen[0].started_at, "2025-03-02T09:00:00.000Z");
+        assert_eq!(seen[0].started_at_text(), "2025-03-02T09:00:00.000Z");
         assert_eq!(seen[0].status, 429);
         assert_eq!(seen[0].app_id, None);
-        assert_eq!(seen[1].billed_to, "provider");
+        assert_eq!(seen[1].billed_to, BilledTo::Provider);
         assert_eq!(seen[2].cost, Some(MicroUsd(1_000)));
         assert_eq!(seen[2].ttfb_ms, Some(40));
         assert!(store.has_usage().unwrap());

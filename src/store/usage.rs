@@ -1,26 +1,44 @@
 //! Usage records, the credit ledger and the daily rollups, written together.
 
-use rusqlite::params;
+use rusqlite::types::{ToSql, ToSqlOutput};
+use rusqlite::{params, params_from_iter};
 
 use super::{Result, Store, now_rfc3339};
-use crate::ledger::NewUsage;
+use crate::ledger::{USAGE_COLUMNS, UsageRecord, UsageValue};
 use crate::money::MicroUsd;
+
+impl ToSql for UsageValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            UsageValue::Int(n) => ToSqlOutput::from(*n),
+            UsageValue::Text(t) => ToSqlOutput::from(*t),
+            UsageValue::Owned(t) => ToSqlOutput::from(t.as_str()),
+            UsageValue::Bool(b) => ToSqlOutput::from(*b),
+            UsageValue::Null => ToSqlOutput::from(rusqlite::types::Null),
+        })
+    }
+}
+
+/// `INSERT INTO usage_records (day, <every column but id>) VALUES (?1, …)`.
+fn insert_sql() -> String {
+    let columns = &USAGE_COLUMNS[1..];
+    let marks: Vec<String> = (1..=columns.len() + 1).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO usage_records (day, {}) VALUES ({})",
+        columns.join(", "),
+        marks.join(", ")
+    )
+}
 
 impl Store {
     /// Writes a batch of usage records in one transaction: each row, its ledger charge when
     /// billed to credits, and the daily rollup. Returns the new row ids in order.
-    pub fn insert_usage_batch(&self, records: &[NewUsage]) -> Result<Vec<i64>> {
+    pub fn insert_usage_batch(&self, records: &[UsageRecord]) -> Result<Vec<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut ids = Vec::with_capacity(records.len());
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO usage_records (started_at, day, app_id, connection_id, provider, model,
-                    endpoint, streamed, status, error_code, input_tokens, cached_input_tokens,
-                    cache_write_tokens, output_tokens, reasoning_tokens, cost_micro_usd, billed_to,
-                    estimated, latency_ms, ttfb_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-            )?;
+            let mut insert = tx.prepare_cached(&insert_sql())?;
             let mut charge = tx.prepare_cached(
                 "INSERT INTO ledger (at, kind, amount_micro_usd, note, usage_id)
                  VALUES (?1, 'charge', ?2, ?3, ?4)",
@@ -37,32 +55,12 @@ impl Store {
                     cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd",
             )?;
             for r in records {
-                let started = r
-                    .started_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let started = r.started_at_text();
                 let day = r.started_at.format("%Y-%m-%d").to_string();
-                insert.execute(params![
-                    started,
-                    day,
-                    r.app_id,
-                    r.connection_id,
-                    r.provider.as_str(),
-                    r.model,
-                    r.endpoint,
-                    r.streamed,
-                    r.status,
-                    r.error_code,
-                    to_i64(r.input_tokens),
-                    to_i64(r.cached_input_tokens),
-                    to_i64(r.cache_write_tokens),
-                    to_i64(r.output_tokens),
-                    to_i64(r.reasoning_tokens),
-                    r.cost.map(|c| c.0),
-                    r.billed_to.as_str(),
-                    r.estimated,
-                    to_i64(r.latency_ms),
-                    r.ttfb_ms.map(to_i64),
-                ])?;
+                let values = r.values();
+                insert.execute(params_from_iter(
+                    std::iter::once(UsageValue::Text(&day)).chain(values.into_iter().skip(1)),
+                ))?;
                 let id = tx.last_insert_rowid();
                 let amount = r.charge();
                 if amount > MicroUsd::ZERO {

@@ -7,9 +7,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::PageQuery;
-use crate::hub::{CSV_HEADER, Hub, parse_group_by, parse_range, today};
+use crate::hub::{Hub, csv_header, parse_group_by, parse_range, today};
+use crate::ledger::UsageRecord;
 use crate::money::MicroUsd;
-use crate::store::{GroupBy, LedgerEntry, UsageAggregate, UsageRow};
+use crate::store::{GroupBy, LedgerEntry, UsageAggregate};
 use crate::web::auth::ApiSession;
 use crate::web::errors::ApiError;
 use crate::web::pages::blocking;
@@ -135,10 +136,7 @@ async fn next_csv_chunk(
     state: CsvState,
 ) -> Option<(Result<Bytes, actix_web::Error>, CsvState)> {
     match state {
-        CsvState::Header => Some((
-            Ok(Bytes::from_static(CSV_HEADER.as_bytes())),
-            CsvState::Rows(None),
-        )),
+        CsvState::Header => Some((Ok(Bytes::from(csv_header())), CsvState::Rows(None))),
         CsvState::Rows(cursor) => {
             let chunk = blocking(move || hub.usage_csv_chunk(cursor, CSV_CHUNK_ROWS)).await;
             match chunk {
@@ -154,30 +152,9 @@ async fn next_csv_chunk(
     }
 }
 
-/// A usage row in the management API's shape.
-pub fn usage_row_json(r: &UsageRow) -> Value {
-    json!({
-        "id": r.id,
-        "started_at": r.started_at,
-        "app_id": r.app_id,
-        "connection_id": r.connection_id,
-        "provider": r.provider,
-        "model": r.model,
-        "endpoint": r.endpoint,
-        "streamed": r.streamed,
-        "status": r.status,
-        "error_code": r.error_code,
-        "input_tokens": r.input_tokens,
-        "cached_input_tokens": r.cached_input_tokens,
-        "cache_write_tokens": r.cache_write_tokens,
-        "output_tokens": r.output_tokens,
-        "reasoning_tokens": r.reasoning_tokens,
-        "cost_micro_usd": r.cost,
-        "billed_to": r.billed_to,
-        "estimated": r.estimated,
-        "latency_ms": r.latency_ms,
-        "ttfb_ms": r.ttfb_ms,
-    })
+/// A usage row in the management API's shape: every column by its name.
+pub fn usage_row_json(r: &UsageRecord) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
 fn ledger_json(entries: &[LedgerEntry]) -> Value {

@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::chart::{self, Chart};
 use crate::hub::{CreditSummary, Hub, HubError, UsagePage, last_days, today};
+use crate::ledger::{BilledTo, UsageRecord};
 use crate::money::MicroUsd;
-use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate, UsageRow};
+use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate};
 use crate::web::auth::PageSession;
 use crate::web::errors::{PageError, classify};
 use crate::web::pages::{Layout, blocking, check_csrf, redirect, render};
@@ -234,24 +235,24 @@ fn spend_rows(rows: &[UsageAggregate], label: impl Fn(&UsageAggregate) -> String
         .collect()
 }
 
-fn request_view(names: &HashMap<String, String>, r: &UsageRow) -> RequestView {
+fn request_view(names: &HashMap<String, String>, r: &UsageRecord) -> RequestView {
     RequestView {
         id: r.id,
-        when: short_time(&r.started_at),
+        when: short_time(&r.started_at_text()),
         app: app_label(names, r.app_id.as_deref().unwrap_or("")),
-        provider: provider_name(&r.provider),
+        provider: r.provider.display_name().to_string(),
         model: or_unknown(r.model.as_deref().unwrap_or("")),
-        status: r.status,
+        status: i64::from(r.status),
         failed: r.status >= 400,
         error_code: r.error_code.clone().unwrap_or_default(),
-        input_tokens: grouped(r.input_tokens),
-        output_tokens: grouped(r.output_tokens),
+        input_tokens: grouped(count(r.input_tokens)),
+        output_tokens: grouped(count(r.output_tokens)),
         cost: r
             .cost
             .map_or_else(|| "unknown".to_string(), |c| c.to_string()),
-        billed_by_provider: r.billed_to == "provider",
+        billed_by_provider: r.billed_to == BilledTo::Provider,
         estimated: r.estimated,
-        latency_ms: grouped(r.latency_ms),
+        latency_ms: grouped(count(r.latency_ms)),
     }
 }
 
@@ -302,6 +303,10 @@ fn short_time(rfc3339: &str) -> String {
 }
 
 /// 1234567 → `1,234,567`.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn grouped(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
