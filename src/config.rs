@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::cli::ServeArgs;
-use crate::providers::Provider;
+use crate::providers::PerProvider;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -83,46 +83,18 @@ impl Default for GatewayLimits {
 const MIB: usize = 1024 * 1024;
 
 /// Provider API roots, without a version path.
-#[derive(Debug, Clone)]
-pub struct Upstreams {
-    pub openai: Url,
-    pub anthropic: Url,
-    pub gemini: Url,
-}
+pub type Upstreams = PerProvider<Url>;
 
-impl Upstreams {
-    pub fn for_provider(&self, provider: Provider) -> &Url {
-        match provider {
-            Provider::OpenAi => &self.openai,
-            Provider::Anthropic => &self.anthropic,
-            Provider::Gemini => &self.gemini,
-        }
-    }
-}
+/// Platform keys for managed connections, from `WORKSHOP_HUB_MANAGED_*_KEY`.
+pub type ManagedKeys = PerProvider<Option<SecretString>>;
 
-#[derive(Debug, Clone, Default)]
-pub struct ManagedKeys {
-    pub openai: Option<SecretString>,
-    pub anthropic: Option<SecretString>,
-    pub gemini: Option<SecretString>,
-}
-
-impl ManagedKeys {
-    pub fn for_provider(&self, provider: Provider) -> Option<&SecretString> {
-        match provider {
-            Provider::OpenAi => self.openai.as_ref(),
-            Provider::Anthropic => self.anthropic.as_ref(),
-            Provider::Gemini => self.gemini.as_ref(),
-        }
-    }
-
-    fn from_env() -> ManagedKeys {
-        ManagedKeys {
-            openai: env_secret("WORKSHOP_HUB_MANAGED_OPENAI_KEY"),
-            anthropic: env_secret("WORKSHOP_HUB_MANAGED_ANTHROPIC_KEY"),
-            gemini: env_secret("WORKSHOP_HUB_MANAGED_GEMINI_KEY"),
-        }
-    }
+fn managed_keys_from_env() -> ManagedKeys {
+    PerProvider::from_fn(|p| {
+        env_secret(&format!(
+            "WORKSHOP_HUB_MANAGED_{}_KEY",
+            p.as_str().to_ascii_uppercase()
+        ))
+    })
 }
 
 fn env_secret(name: &str) -> Option<SecretString> {
@@ -180,7 +152,7 @@ impl Config {
                 anthropic: base_url("--anthropic-base-url", &args.anthropic_base_url)?,
                 gemini: base_url("--gemini-base-url", &args.gemini_base_url)?,
             },
-            managed_keys: ManagedKeys::from_env(),
+            managed_keys: managed_keys_from_env(),
             upstream_timeout: Duration::from_secs(args.upstream_timeout_secs),
             stream_idle_timeout: Duration::from_secs(args.stream_idle_timeout_secs),
             session_idle: Duration::from_secs(args.session_idle_minutes * 60),

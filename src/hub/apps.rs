@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 use super::connections::managed_id;
 use super::{Hub, HubError};
-use crate::providers::Provider;
+use crate::providers::{PerProvider, Provider};
 use crate::store::{AppChanges, AppRow, StoreError};
 
 const ID_LEN: usize = 8;
@@ -83,32 +83,14 @@ pub struct AppView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Bindings {
-    pub openai: Option<String>,
-    pub anthropic: Option<String>,
-    pub gemini: Option<String>,
-}
-
-impl Bindings {
-    pub fn get(&self, p: Provider) -> Option<&str> {
-        match p {
-            Provider::OpenAi => self.openai.as_deref(),
-            Provider::Anthropic => self.anthropic.as_deref(),
-            Provider::Gemini => self.gemini.as_deref(),
-        }
-    }
-}
+/// Per provider, the bound connection id, or `None` for no access.
+pub type Bindings = PerProvider<Option<String>>;
 
 impl From<AppRow> for AppView {
     fn from(row: AppRow) -> AppView {
         let binding = |p| row.binding(p).map(str::to_string);
         AppView {
-            connections: Bindings {
-                openai: binding(Provider::OpenAi),
-                anthropic: binding(Provider::Anthropic),
-                gemini: binding(Provider::Gemini),
-            },
+            connections: Bindings::from_fn(binding),
             id: row.id,
             name: row.name,
             key_prefix: row.key_prefix,
@@ -138,16 +120,7 @@ pub struct AppInput {
 }
 
 /// Per provider: absent = unchanged, `null` = no access, a string = that connection.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BindingInput {
-    #[serde(default, deserialize_with = "double_option")]
-    pub openai: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub anthropic: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub gemini: Option<Option<String>>,
-}
+pub type BindingInput = PerProvider<Option<Option<String>>>;
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>

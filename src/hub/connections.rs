@@ -136,13 +136,7 @@ impl Hub {
     fn backing(&self, row: &ConnectionRow) -> Backing {
         if !row.managed {
             Backing::OwnKey
-        } else if row.has_key
-            || self
-                .config()
-                .managed_keys
-                .for_provider(row.provider)
-                .is_some()
-        {
+        } else if row.has_key || self.config().managed_keys.get(row.provider).is_some() {
             Backing::PlatformKey
         } else {
             Backing::Demo
@@ -258,7 +252,7 @@ impl Hub {
         let api = providers::api(row.provider);
         let key = match self.backing(row) {
             Backing::Demo => None,
-            Backing::PlatformKey => match self.config().managed_keys.for_provider(row.provider) {
+            Backing::PlatformKey => match self.config().managed_keys.get(row.provider) {
                 Some(k) => Some(k.clone()),
                 None => Some(self.open_key(row)?),
             },
@@ -270,7 +264,7 @@ impl Hub {
         } else {
             self.config()
                 .upstreams
-                .for_provider(row.provider)
+                .get(row.provider)
                 .as_str()
                 .trim_end_matches('/')
                 .to_string()

@@ -55,6 +55,85 @@ impl Provider {
     }
 }
 
+/// One value per provider, named by provider: configuration, bindings, changes to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PerProvider<T> {
+    pub openai: T,
+    pub anthropic: T,
+    pub gemini: T,
+}
+
+impl<T> PerProvider<T> {
+    /// The value for each provider from `f`.
+    pub fn from_fn(mut f: impl FnMut(Provider) -> T) -> PerProvider<T> {
+        PerProvider {
+            openai: f(Provider::OpenAi),
+            anthropic: f(Provider::Anthropic),
+            gemini: f(Provider::Gemini),
+        }
+    }
+
+    pub fn get(&self, provider: Provider) -> &T {
+        match provider {
+            Provider::OpenAi => &self.openai,
+            Provider::Anthropic => &self.anthropic,
+            Provider::Gemini => &self.gemini,
+        }
+    }
+
+    /// Each provider with its value, in [`Provider::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Provider, &T)> {
+        Provider::ALL.into_iter().map(move |p| (p, self.get(p)))
+    }
+}
+
+impl<T: Serialize> Serialize for PerProvider<T> {
+    /// `{"openai": …, "anthropic": …, "gemini": …}`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(Provider::ALL.len()))?;
+        for (p, value) in self.iter() {
+            map.serialize_entry(p.as_str(), value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for PerProvider<Option<T>> {
+    /// A provider absent from the object is `None`; a present one is `Some` of its value
+    /// (so with `T = Option<String>`, `null` is `Some(None)`). Unknown names are refused.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = PerProvider<Option<T>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object keyed by openai, anthropic or gemini")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = PerProvider {
+                    openai: None,
+                    anthropic: None,
+                    gemini: None,
+                };
+                while let Some(name) = map.next_key::<String>()? {
+                    let p: Provider = name.parse().map_err(serde::de::Error::custom)?;
+                    let value = Some(map.next_value::<T>()?);
+                    match p {
+                        Provider::OpenAi => out.openai = value,
+                        Provider::Anthropic => out.anthropic = value,
+                        Provider::Gemini => out.gemini = value,
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -662,6 +741,22 @@ mod tests {
             assert_eq!(p.as_str().parse::<Provider>().ok(), Some(p));
         }
         assert!("azure".parse::<Provider>().is_err());
+    }
+
+    #[test]
+    fn per_provider_values_are_named_by_provider() {
+        let v = PerProvider::from_fn(|p| p.as_str().len());
+        assert_eq!(*v.get(Provider::Anthropic), 9);
+        assert_eq!(
+            serde_json::to_value(&v).unwrap(),
+            serde_json::json!({"openai": 6, "anthropic": 9, "gemini": 6})
+        );
+        let changes: PerProvider<Option<Option<String>>> =
+            serde_json::from_str(r#"{"openai": "conn-1", "gemini": null}"#).unwrap();
+        assert_eq!(changes.openai, Some(Some("conn-1".to_string())));
+        assert_eq!(changes.anthropic, None, "absent: unchanged");
+        assert_eq!(changes.gemini, Some(None), "null: no access");
+        assert!(serde_json::from_str::<PerProvider<Option<u8>>>(r#"{"azure": 1}"#).is_err());
     }
 
     #[test]

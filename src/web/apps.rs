@@ -119,7 +119,7 @@ fn binding_choices(app: &AppView, connections: &[ConnectionView]) -> Vec<Binding
     Provider::ALL
         .iter()
         .map(|&p| {
-            let current = app.connections.get(p).map(str::to_string);
+            let current = app.connections.get(p).clone();
             let revoked = current
                 .as_deref()
                 .is_some_and(|id| !connections.iter().any(|c| c.id == id && c.is_enabled()));
@@ -154,6 +154,7 @@ fn card(app: AppView, connections: &[ConnectionView]) -> AppCard {
         && Provider::ALL.iter().any(|&p| {
             app.connections
                 .get(p)
+                .as_deref()
                 .is_some_and(|id| connections.iter().any(|c| c.id == id && !c.is_managed()))
         });
     let budget_dollars = app

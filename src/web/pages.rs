@@ -301,7 +301,7 @@ fn platform_keys(hub: &Hub) -> Result<Vec<PlatformKey>, HubError> {
             PlatformKey {
                 provider: p,
                 hint: managed.and_then(|c| c.key_hint.clone()),
-                from_env: hub.config().managed_keys.for_provider(p).is_some(),
+                from_env: hub.config().managed_keys.get(p).is_some(),
                 format: crate::providers::api(p).key_format().described,
             }
         })
