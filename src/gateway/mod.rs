@@ -180,3 +180,41 @@ fn internal(provider: Provider, e: impl std::fmt::Display) -> Outgoing {
         body: OutBody::Full(providers::api(provider).internal_error_body()),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn hub(dir: &std::path::Path) -> Hub {
+        let cli =
+            crate::cli::Cli::try_parse_from(["workshop-hub", "--data-dir", dir.to_str().unwrap()])
+                .unwrap();
+        Hub::open(crate::config::Config::from_args(&cli.serve).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_usage_writer_stops_with_the_gateway() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
+        let alone = Arc::strong_count(hub.store());
+        let gateway = Gateway::new(hub.clone());
+        let copy = gateway.clone();
+        assert_eq!(
+            Arc::strong_count(hub.store()),
+            alone + 1,
+            "the writer holds the store"
+        );
+        drop(gateway);
+        drop(copy);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(hub.store()) > alone {
+            assert!(Instant::now() < deadline, "the writer thread never stopped");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
