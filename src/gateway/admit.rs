@@ -101,6 +101,9 @@ impl Gateway {
             .rates
             .admit_request(&app.id, app.rpm_limit, now_us())
             .map_err(|wait| rate_limited(p, wait, "requests"))?;
+        if endpoint.is_billable() {
+            self.refuse_when_spent(&app, &route, p)?;
+        }
         Ok(Gate {
             provider: p,
             api,
@@ -111,6 +114,38 @@ impl Gateway {
             started_at,
             started,
         })
+    }
+
+    /// Refuses a billable call before its body is read when nothing is left to pay with: no
+    /// credits for a managed connection, or the app's budget used up. What the call itself
+    /// may cost is checked once the body tells.
+    fn refuse_when_spent(&self, app: &AppGate, route: &Route, p: Provider) -> Result<(), Outgoing> {
+        let credits = self.hub().credits();
+        if route.managed && credits.balance() - credits.held() <= MicroUsd::ZERO {
+            return Err(refusal(
+                p,
+                Refusal::InsufficientCredits,
+                &format!(
+                    "Insufficient Credits: balance {}, with {} held by requests in flight. Add credits in Usage & Billing.",
+                    credits.balance(),
+                    credits.held()
+                ),
+            ));
+        }
+        if let Some(budget) = app.monthly_budget {
+            let month = Utc::now().format("%Y-%m").to_string();
+            if let Some(over) = self.inner.budgets.exhausted(&app.id, &month, budget) {
+                return Err(refusal(
+                    p,
+                    Refusal::AppBudgetExceeded,
+                    &format!(
+                        "App budget exceeded: this app spent {} of its {budget} monthly budget ({} more is held by requests in flight). Raise the budget on the Apps page or wait for next month.",
+                        over.spent, over.open
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads the body within its bounds, then checks what only the body tells.

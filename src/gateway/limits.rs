@@ -175,6 +175,17 @@ impl Budgets {
         }
     }
 
+    /// What is spent and held, when that already reaches `budget` for `month` (known only
+    /// once the month's spend was loaded).
+    pub fn exhausted(&self, app: &str, month: &str, budget: MicroUsd) -> Option<OverBudget> {
+        let apps = self.lock();
+        let s = apps.get(app).filter(|s| s.month == month)?;
+        (s.spent + s.open >= budget).then_some(OverBudget {
+            spent: s.spent,
+            open: s.open,
+        })
+    }
+
     /// Reserves `estimate` under `budget` for the month.
     pub fn reserve(
         &self,
@@ -296,7 +307,13 @@ mod tests {
         b.load("a", "2026-11", MicroUsd(900));
         let h = b.reserve("a", MicroUsd(1_000), MicroUsd(100)).unwrap();
         assert!(b.reserve("a", MicroUsd(1_000), MicroUsd(1)).is_err());
+        assert!(b.exhausted("a", "2026-11", MicroUsd(1_000)).is_some());
+        assert!(
+            b.exhausted("a", "2026-12", MicroUsd(1_000)).is_none(),
+            "another month"
+        );
         b.settle("a", Some(h), MicroUsd(40));
+        assert!(b.exhausted("a", "2026-11", MicroUsd(1_000)).is_none());
         assert!(b.reserve("a", MicroUsd(1_000), MicroUsd(60)).is_ok());
         assert!(b.reserve("a", MicroUsd(1_000), MicroUsd(61)).is_err());
     }

@@ -760,6 +760,144 @@ mod tests {
     }
 
     #[test]
+    fn each_provider_meters_exactly_its_endpoint_table() {
+        use Endpoint::*;
+        let cases = [
+            (
+                Provider::OpenAi,
+                "POST",
+                "/v1/chat/completions",
+                ChatCompletions,
+            ),
+            (Provider::OpenAi, "GET", "/v1/chat/completions", Other),
+            (Provider::OpenAi, "POST", "/v1/responses", Responses),
+            (
+                Provider::OpenAi,
+                "GET",
+                "/v1/responses/resp_1",
+                StoredResponse,
+            ),
+            (
+                Provider::OpenAi,
+                "DELETE",
+                "/v1/responses/resp_1",
+                StoredResponse,
+            ),
+            (
+                Provider::OpenAi,
+                "GET",
+                "/v1/responses/resp_1/input_items",
+                Other,
+            ),
+            (Provider::OpenAi, "POST", "/v1/embeddings", Embeddings),
+            (Provider::OpenAi, "GET", "/v1/models", ListModels),
+            (Provider::OpenAi, "GET", "/v1/models/gpt-4o", ListModels),
+            (Provider::OpenAi, "DELETE", "/v1/models/ft:gpt-4o:x", Other),
+            (Provider::OpenAi, "POST", "/v1/completions", Other),
+            (Provider::OpenAi, "POST", "/v1/images/generations", Other),
+            (Provider::OpenAi, "POST", "/v1/files", Other),
+            (Provider::OpenAi, "POST", "/v1/batches", Other),
+            (Provider::Anthropic, "POST", "/v1/messages", Messages),
+            (
+                Provider::Anthropic,
+                "POST",
+                "/v1/messages/count_tokens",
+                CountTokens,
+            ),
+            (Provider::Anthropic, "POST", "/v1/messages/batches", Other),
+            (Provider::Anthropic, "GET", "/v1/models", ListModels),
+            (
+                Provider::Anthropic,
+                "GET",
+                "/v1/models/claude-sonnet-4-5",
+                ListModels,
+            ),
+            (Provider::Anthropic, "POST", "/v1/complete", Other),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1beta/models/gemini-2.5-flash:generateContent",
+                GenerateContent,
+            ),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1/models/gemini-2.5-flash:streamGenerateContent",
+                StreamGenerateContent,
+            ),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1beta/models/gemini-2.5-flash:countTokens",
+                CountTokens,
+            ),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1beta/models/text-embedding-004:embedContent",
+                EmbedContent,
+            ),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1beta/models/text-embedding-004:batchEmbedContents",
+                EmbedContent,
+            ),
+            (
+                Provider::Gemini,
+                "GET",
+                "/v1beta/models/gemini-2.5-flash:generateContent",
+                Other,
+            ),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1beta/models/gemini-2.5-flash:predict",
+                Other,
+            ),
+            (Provider::Gemini, "GET", "/v1beta/models", ListModels),
+            (
+                Provider::Gemini,
+                "GET",
+                "/v1beta/models/gemini-2.5-flash",
+                ListModels,
+            ),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1beta/cachedContents",
+                CachedContents,
+            ),
+            (
+                Provider::Gemini,
+                "DELETE",
+                "/v1beta/cachedContents/c1",
+                CachedContents,
+            ),
+            (Provider::Gemini, "POST", "/v1beta/files", Other),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1beta/tunedModels/x:generateContent",
+                Other,
+            ),
+            (
+                Provider::Gemini,
+                "POST",
+                "/v1beta/openai/chat/completions",
+                ChatCompletions,
+            ),
+        ];
+        for (provider, method, path, endpoint) in cases {
+            assert_eq!(
+                api(provider).endpoint(method, path),
+                endpoint,
+                "{provider} {method} {path}"
+            );
+        }
+    }
+
+    #[test]
     fn each_provider_has_its_api() {
         for p in Provider::ALL {
             assert_eq!(api(p).provider(), p);
