@@ -85,6 +85,7 @@ fn record(i: usize, total: usize) -> UsageRecord {
         estimated: h % 31 == 0,
         latency_ms: 200 + (h >> 24) % 3_000,
         ttfb_ms: Some(50 + (h >> 32) % 400),
+        surface: workshop_hub::ledger::Surface::Native,
     }
 }
 

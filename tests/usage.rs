@@ -171,6 +171,7 @@ fn usage(at: DateTime<Utc>, app: Option<&str>, provider: Provider, model: &str) 
         estimated: false,
         latency_ms: 0,
         ttfb_ms: None,
+        surface: workshop_hub::ledger::Surface::Native,
     }
 }
 
@@ -192,6 +193,7 @@ fn seed() -> Seeded {
             cost: Some(MicroUsd(9)),
             latency_ms: 812,
             ttfb_ms: Some(120),
+            surface: workshop_hub::ledger::Surface::Native,
             ..usage(
                 yesterday,
                 Some("app-recipes"),
@@ -211,6 +213,7 @@ fn seed() -> Seeded {
             estimated: true,
             latency_ms: 2_450,
             ttfb_ms: Some(300),
+            surface: workshop_hub::ledger::Surface::Native,
             ..usage(
                 now - Duration::minutes(30),
                 Some("app-recipes"),
@@ -425,7 +428,7 @@ async fn requests_page_newest_first_and_the_csv_matches() {
     let csv = res.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     let header: Vec<&str> = lines[0].split(',').collect();
-    assert_eq!(header.len(), 20);
+    assert_eq!(header.len(), 21);
     assert_eq!(lines.len(), 1 + rows.len());
     for (line, row) in lines[1..].iter().zip(&rows) {
         let cells: Vec<&str> = line.split(',').collect();

@@ -18,7 +18,7 @@ use crate::catalog::Model;
 use crate::catalog::cost::hold_estimate;
 use crate::hub::apps::{parse_key, secret_matches};
 use crate::hub::{AppGate, HubError, Route};
-use crate::ledger::{BilledTo, Hold};
+use crate::ledger::{BilledTo, Hold, Surface};
 use crate::money::MicroUsd;
 use crate::providers::{
     self, CLIENT_CREDENTIALS, Endpoint, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo,
@@ -38,6 +38,7 @@ pub(super) struct Gate {
     pub endpoint: Endpoint,
     pub app: Arc<AppGate>,
     pub route: Arc<Route>,
+    pub surface: Surface,
     pub started_at: DateTime<Utc>,
     pub started: Instant,
 }
@@ -111,6 +112,7 @@ impl Gateway {
             endpoint,
             app,
             route,
+            surface: head.surface,
             started_at,
             started,
         })

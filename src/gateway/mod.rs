@@ -24,6 +24,7 @@ use futures_util::Stream;
 
 use crate::config::GatewayLimits;
 use crate::hub::Hub;
+use crate::ledger::Surface;
 use crate::providers::{self, Provider, Refusal};
 use body::BodyBudget;
 use cache::Cache;
@@ -49,6 +50,8 @@ pub struct Head {
     pub headers: Vec<(String, String)>,
     /// The body's declared length, when the app declared one.
     pub content_length: Option<u64>,
+    /// The API the app called: the provider's own, or the compatible surface on top of it.
+    pub surface: Surface,
 }
 
 /// Who is calling: an app with its key, or the Hub's own Playground (a signed-in person)

@@ -14,7 +14,7 @@ use super::{Gateway, MAX_MODEL_BYTES};
 use crate::catalog::Model;
 use crate::catalog::cost::cost;
 use crate::hub::Route;
-use crate::ledger::{BilledTo, Hold, UsageRecord};
+use crate::ledger::{BilledTo, Hold, Surface, UsageRecord};
 use crate::providers::{Endpoint, Metered, Provider, Trouble};
 use crate::store::Outcome;
 
@@ -40,6 +40,7 @@ pub(super) struct Context {
     hold: Option<Hold>,
     budget: Option<BudgetHold>,
     tokens: Option<TokenReservation>,
+    surface: Surface,
     started_at: DateTime<Utc>,
     started: Instant,
     ttfb: Duration,
@@ -72,6 +73,7 @@ impl Context {
             hold,
             budget,
             tokens,
+            surface: gate.surface,
             started_at: gate.started_at,
             started: gate.started,
             ttfb,
@@ -137,6 +139,7 @@ impl Context {
                 estimated,
                 latency_ms: self.started.elapsed().as_millis() as u64,
                 ttfb_ms: Some(self.ttfb.as_millis() as u64),
+                surface: self.surface,
             },
             hold: self.hold,
             budget: self.budget,

@@ -312,11 +312,12 @@ mod tests {
             estimated: false,
             latency_ms: 2_450,
             ttfb_ms: None,
+            surface: crate::ledger::Surface::Native,
         };
         assert_eq!(
             csv_line(&row),
             "42,2025-03-02T09:00:00.000Z,app-1,,anthropic,claude-sonnet-4-5,/v1/messages,true,200,,\
-             249,1,2,26,3,1137,credits,false,2450,\n"
+             249,1,2,26,3,1137,credits,false,2450,,native\n"
         );
         assert_eq!(
             csv_header().trim_end().split(',').count(),

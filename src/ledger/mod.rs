@@ -38,6 +38,31 @@ impl BilledTo {
     }
 }
 
+/// Which API a call came through: the provider's own, or the OpenAI-compatible `/v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Surface {
+    Native,
+    Compatible,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::Native => "native",
+            Surface::Compatible => "compatible",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Surface> {
+        match text {
+            "native" => Some(Surface::Native),
+            "compatible" => Some(Surface::Compatible),
+            _ => None,
+        }
+    }
+}
+
 /// One proxied request: what the gateway writes to `usage_records`, and what reports, the
 /// JSON API and the CSV export read back. Its fields, in [`USAGE_COLUMNS`] order, are one
 /// list shared by all of them.
@@ -65,11 +90,12 @@ pub struct UsageRecord {
     pub estimated: bool,
     pub latency_ms: u64,
     pub ttfb_ms: Option<u64>,
+    pub surface: Surface,
 }
 
 /// The fields of a usage record, by the names the database columns, the JSON API and the CSV
 /// header all use, in the order of [`UsageRecord::values`].
-pub const USAGE_COLUMNS: [&str; 20] = [
+pub const USAGE_COLUMNS: [&str; 21] = [
     "id",
     "started_at",
     "app_id",
@@ -90,6 +116,7 @@ pub const USAGE_COLUMNS: [&str; 20] = [
     "estimated",
     "latency_ms",
     "ttfb_ms",
+    "surface",
 ];
 
 /// One field of a usage record, as stored and shown.
@@ -123,7 +150,7 @@ impl UsageRecord {
     }
 
     /// Every field, in [`USAGE_COLUMNS`] order.
-    pub fn values(&self) -> [UsageValue<'_>; 20] {
+    pub fn values(&self) -> [UsageValue<'_>; 21] {
         use UsageValue::{Bool, Int, Null, Owned, Text};
         let int = |v: u64| Int(i64::try_from(v).unwrap_or(i64::MAX));
         [
@@ -147,6 +174,7 @@ impl UsageRecord {
             Bool(self.estimated),
             int(self.latency_ms),
             self.ttfb_ms.map_or(Null, int),
+            Text(self.surface.as_str()),
         ]
     }
 }

@@ -114,6 +114,9 @@ const MIGRATIONS: &[&str] = &[
         cost_micro_usd INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (day, app_id, provider, model, billed_to)
     );",
+    // 4: which surface a call came through: the provider's native API or the compatible one.
+    "ALTER TABLE usage_records ADD COLUMN surface TEXT NOT NULL DEFAULT 'native'
+        CHECK (surface IN ('native', 'compatible'));",
 ];
 
 /// The schema version this build writes.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{Row, params};
 
 use super::{Result, Store};
-use crate::ledger::{BilledTo, USAGE_COLUMNS, UsageRecord};
+use crate::ledger::{BilledTo, Surface, USAGE_COLUMNS, UsageRecord};
 use crate::money::MicroUsd;
 
 /// One line of the credit ledger.
@@ -259,6 +259,7 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRecord> {
     let provider: String = r.get(4)?;
     let billed_to: String = r.get(16)?;
     let started_at: String = r.get(1)?;
+    let surface: String = r.get(20)?;
     Ok(UsageRecord {
         id: r.get(0)?,
         started_at: chrono::DateTime::parse_from_rfc3339(&started_at)
@@ -283,6 +284,8 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRecord> {
         estimated: r.get(17)?,
         latency_ms: unsigned(r.get(18)?),
         ttfb_ms: r.get::<_, Option<i64>>(19)?.map(unsigned),
+        surface: Surface::parse(&surface)
+            .ok_or_else(|| conversion(20, format!("unknown surface {surface}")))?,
     })
 }
 
@@ -353,6 +356,7 @@ mod tests {
             estimated: false,
             latency_ms: 100,
             ttfb_ms: Some(40),
+            surface: crate::ledger::Surface::Native,
         }
     }
 

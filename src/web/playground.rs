@@ -14,6 +14,7 @@ use crate::catalog::ModelKind;
 use crate::gateway::{Gateway, Head, OutBody, Outgoing};
 use crate::hub::connections::ConnectionView;
 use crate::hub::{Hub, HubError};
+use crate::ledger::Surface;
 use crate::providers::{self, Provider};
 
 const MAX_PROMPT_CHARS: usize = 20_000;
@@ -179,6 +180,7 @@ async fn through_gateway(gateway: &Gateway, ask: &Ask, stream: bool) -> Outgoing
         path: request.path,
         query: request.query.unwrap_or_default(),
         headers: request.headers,
+        surface: Surface::Native,
         content_length: Some(request.body.len() as u64),
     };
     gateway

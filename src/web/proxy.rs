@@ -7,6 +7,7 @@ use actix_web::http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::gateway::{Caller, Gateway, Head, OutBody, Outgoing};
+use crate::ledger::Surface;
 use crate::providers::Provider;
 
 /// Registers the three provider surfaces for every method. Each is a scope on a static
@@ -48,6 +49,7 @@ fn head(provider: Provider, req: &HttpRequest) -> Head {
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect(),
+        surface: Surface::Native,
         content_length,
     }
 }
