@@ -604,4 +604,38 @@ async fn tokens_per_minute_hold_under_concurrent_calls() {
     }
     assert_eq!(ok, 1, "a limit that allows one call lets one through");
     assert_eq!(emulator.received_count("/v1/chat/completions").await, 1);
+
+    // Every refusal of a known app is a row with its code; a guessed key is only counted.
+    let rows = door.rows().await;
+    let refused: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["error_code"] == "app_rate_limited")
+        .collect();
+    assert_eq!(refused.len(), 7);
+    for row in refused {
+        assert_eq!(row["status"], 429);
+        assert_eq!(row["billed_to"], "none");
+        assert_eq!(row["cost_micro_usd"], 0);
+        assert_eq!(row["app_id"], door.app_id.as_str());
+        assert_eq!(row["model"], "gpt-4o-mini");
+    }
+    let listed = client()
+        .get(door.hub.url("/openai/v1/models"))
+        .bearer_auth(&door.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let row = &door.rows().await[0];
+    assert_eq!(row["endpoint"], "list_models");
+    assert_eq!(row["billed_to"], "none", "a model list is not billable");
+    let before = door.rows().await.len();
+    let guess = client()
+        .get(door.hub.url("/openai/v1/models"))
+        .bearer_auth("whk_nosuchap_0123456789abcdef0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guess.status(), 401);
+    assert_eq!(door.rows().await.len(), before, "no row per guessed key");
 }

@@ -29,18 +29,54 @@ use crate::providers::{
 /// catalog says how many a call may produce.
 const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
 
-/// A request whose caller is known and allowed, before its body is read.
-pub(super) struct Gate {
+/// A request whose app is known (its key checked), before anything else is.
+pub(super) struct Known {
     pub provider: Provider,
     pub api: &'static dyn ProviderApi,
     /// The canonical path, from the version on (`/v1/chat/completions`).
     pub path: String,
     pub endpoint: Endpoint,
     pub app: Arc<AppGate>,
-    pub route: Arc<Route>,
     pub surface: Surface,
     pub started_at: DateTime<Utc>,
     pub started: Instant,
+}
+
+/// A request whose caller is known and allowed, before its body is read.
+pub(super) struct Gate {
+    pub known: Known,
+    pub route: Arc<Route>,
+}
+
+impl std::ops::Deref for Gate {
+    type Target = Known;
+
+    fn deref(&self) -> &Known {
+        &self.known
+    }
+}
+
+/// A request refused once its app was known: what to record it under, the model its body
+/// named, and the answer.
+pub(super) type Refused = (Gate, Option<String>, Outgoing);
+
+type Reserved = (
+    Option<Model>,
+    Option<TokenReservation>,
+    Option<BudgetHold>,
+    Option<Hold>,
+);
+
+/// Who pays: credits on a managed connection, the provider on a BYOK one, nobody for calls
+/// that cost nothing by nature (model lists, token counts, stored responses, caches).
+fn billed_to(gate: &Gate, endpoint: Endpoint) -> BilledTo {
+    if endpoint.is_metered() && !endpoint.is_billable() {
+        BilledTo::None
+    } else if gate.route.managed {
+        BilledTo::Credits
+    } else {
+        BilledTo::Provider
+    }
 }
 
 /// Everything known about a request once it is admitted, for forwarding and recording.
@@ -56,8 +92,9 @@ pub(super) struct Admitted {
 }
 
 impl Gateway {
-    /// Everything that can refuse a request without reading its body.
-    pub(super) async fn admit_head(&self, head: &Head, caller: Caller) -> Result<Gate, Outgoing> {
+    /// Who is calling and what: the canonical path, the lock, the app key. A refusal here
+    /// comes before the app is known, so it is counted, not recorded.
+    pub(super) async fn identify(&self, head: &Head, caller: Caller) -> Result<Known, Outgoing> {
         let started_at = Utc::now();
         let started = Instant::now();
         let p = head.provider;
@@ -76,11 +113,7 @@ impl Gateway {
             return Err(locked(p));
         }
         let app = match caller {
-            Caller::App => {
-                let app = self.authenticate(api, head).await?;
-                refuse_key_elsewhere(api, head, &path)?;
-                app
-            }
+            Caller::App => self.authenticate(api, head).await?,
             Caller::Playground { connection_id } => Arc::new(AppGate {
                 id: PLAYGROUND_APP.to_string(),
                 key_hash: Vec::new(),
@@ -90,8 +123,31 @@ impl Gateway {
                 tpm_limit: None,
             }),
         };
-        let route = self.bound_route(&app, p).await?;
-        if route.managed && !endpoint.is_metered() {
+        Ok(Known {
+            provider: p,
+            api,
+            path,
+            endpoint,
+            app,
+            surface: head.surface,
+            started_at,
+            started,
+        })
+    }
+
+    /// Everything else that can refuse a request without reading its body: the key's
+    /// placement, the binding, the endpoint policy, the request rate, what is left to spend.
+    pub(super) async fn admit_head(
+        &self,
+        head: &Head,
+        known: &Known,
+    ) -> Result<Arc<Route>, Outgoing> {
+        let p = known.provider;
+        if known.app.id != PLAYGROUND_APP {
+            refuse_key_elsewhere(known.api, head, &known.path)?;
+        }
+        let route = self.bound_route(&known.app, p).await?;
+        if route.managed && !known.endpoint.is_metered() {
             return Err(refusal(
                 p,
                 Refusal::EndpointNotSupported,
@@ -100,22 +156,12 @@ impl Gateway {
         }
         self.inner
             .rates
-            .admit_request(&app.id, app.rpm_limit, now_us())
+            .admit_request(&known.app.id, known.app.rpm_limit, now_us())
             .map_err(|wait| rate_limited(p, wait, "requests"))?;
-        if endpoint.is_billable() {
-            self.refuse_when_spent(&app, &route, p)?;
+        if known.endpoint.is_billable() {
+            self.refuse_when_spent(&known.app, &route, p)?;
         }
-        Ok(Gate {
-            provider: p,
-            api,
-            path,
-            endpoint,
-            app,
-            route,
-            surface: head.surface,
-            started_at,
-            started,
-        })
+        Ok(route)
     }
 
     /// Refuses a billable call before its body is read when nothing is left to pay with: no
@@ -151,18 +197,19 @@ impl Gateway {
     }
 
     /// Reads the body within its bounds, then checks what only the body tells.
+    /// Reads the body within its bounds, then checks what only the body tells. A refusal
+    /// hands the gate back (with the model, when the body named one) to be recorded.
     pub(super) async fn admit_body<S, E>(
         &self,
         gate: Gate,
         head: &Head,
         body: &mut S,
-    ) -> Result<Admitted, Outgoing>
+    ) -> Result<Admitted, Box<Refused>>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
-        let p = gate.provider;
         let limits = &self.inner.limits;
-        let body = self
+        let read = self
             .inner
             .bodies
             .read(
@@ -171,8 +218,19 @@ impl Gateway {
                 self.inner.max_body_bytes,
                 limits.body_timeout,
             )
-            .await
-            .map_err(|e| body_refusal(p, e, self.inner.max_body_bytes, limits.body_timeout))?;
+            .await;
+        let body = match read {
+            Ok(body) => body,
+            Err(e) => {
+                let out = body_refusal(
+                    gate.provider,
+                    e,
+                    self.inner.max_body_bytes,
+                    limits.body_timeout,
+                );
+                return Err(Box::new((gate, None, out)));
+            }
+        };
         let mut info = gate.api.inspect(&ProxyRequest {
             method: &head.method,
             path: &gate.path,
@@ -181,8 +239,28 @@ impl Gateway {
             body: &body.bytes,
         });
         info.endpoint = gate.endpoint;
-        let model = self.priced_model(&gate, &info)?;
-        let tokens = self.reserve_tokens(&gate, &info, model.as_ref())?;
+        match self.charge_ahead(&gate, &info).await {
+            Ok((model, tokens, budget, hold)) => Ok(Admitted {
+                billed_to: billed_to(&gate, info.endpoint),
+                gate,
+                body,
+                info,
+                model,
+                hold,
+                budget,
+                tokens,
+            }),
+            Err(out) => {
+                let model = info.model.take();
+                Err(Box::new((gate, model, out)))
+            }
+        }
+    }
+
+    /// The priced model, and the tokens, budget and credits reserved for the request.
+    async fn charge_ahead(&self, gate: &Gate, info: &RequestInfo) -> Result<Reserved, Outgoing> {
+        let model = self.priced_model(gate, info)?;
+        let tokens = self.reserve_tokens(gate, info, model.as_ref())?;
         let estimate = match (&model, info.endpoint.is_billable()) {
             (Some(m), true) => hold_estimate(m, info.input_tokens_estimate, info.max_output_tokens),
             _ => MicroUsd::ZERO,
@@ -190,23 +268,9 @@ impl Gateway {
         let budget = self
             .reserve_budget(&gate.app, estimate)
             .await
-            .map_err(|msg| refusal(p, Refusal::AppBudgetExceeded, &msg))?;
-        let hold = self.hold_credits(&gate, estimate)?;
-        let billed_to = if gate.route.managed {
-            BilledTo::Credits
-        } else {
-            BilledTo::Provider
-        };
-        Ok(Admitted {
-            gate,
-            body,
-            info,
-            model,
-            billed_to,
-            hold,
-            budget,
-            tokens,
-        })
+            .map_err(|msg| refusal(gate.provider, Refusal::AppBudgetExceeded, &msg))?;
+        let hold = self.hold_credits(gate, estimate)?;
+        Ok((model, tokens, budget, hold))
     }
 
     async fn authenticate(
@@ -332,6 +396,9 @@ impl Gateway {
         info: &RequestInfo,
         model: Option<&Model>,
     ) -> Result<Option<TokenReservation>, Outgoing> {
+        if !info.endpoint.is_billable() {
+            return Ok(None);
+        }
         let output = info
             .max_output_tokens
             .or(model.map(|m| m.max_output_tokens))

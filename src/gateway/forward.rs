@@ -115,6 +115,7 @@ impl Gateway {
             status,
             headers,
             body: OutBody::Full(body),
+            refused: None,
         }
     }
 
@@ -155,6 +156,7 @@ impl Gateway {
             status,
             headers,
             body: OutBody::Stream(Box::pin(body)),
+            refused: None,
         }
     }
 
@@ -214,6 +216,7 @@ impl Gateway {
             status,
             headers,
             body: OutBody::Full(body),
+            refused: None,
         }
     }
 

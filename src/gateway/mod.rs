@@ -18,6 +18,7 @@ mod writer;
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -26,6 +27,7 @@ use crate::config::GatewayLimits;
 use crate::hub::Hub;
 use crate::ledger::Surface;
 use crate::providers::{self, Provider, Refusal};
+use admit::Gate;
 use body::BodyBudget;
 use cache::Cache;
 use limits::{Budgets, RateLimits};
@@ -73,6 +75,8 @@ pub struct Outgoing {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: OutBody,
+    /// Set when the Hub itself refused the request (or failed inside), with the reason.
+    pub refused: Option<Refusal>,
 }
 
 /// The gateway's shared state. Cheap to clone.
@@ -88,6 +92,7 @@ struct Inner {
     budgets: Budgets,
     writer: Writer,
     bodies: BodyBudget,
+    unauthenticated: Unauthenticated,
     limits: GatewayLimits,
     max_body_bytes: usize,
 }
@@ -104,6 +109,7 @@ impl Gateway {
                 cache: Cache::default(),
                 rates: RateLimits::default(),
                 bodies: BodyBudget::new(limits.bodies_in_flight_bytes),
+                unauthenticated: Unauthenticated::default(),
                 max_body_bytes: hub.config().max_body_bytes,
                 limits,
                 budgets,
@@ -125,18 +131,38 @@ impl Gateway {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
         let declared = head.content_length;
-        let gate = match self.admit_head(&head, caller).await {
-            Ok(gate) => gate,
-            Err(refused) => {
+        let known = match self.identify(&head, caller).await {
+            Ok(known) => known,
+            Err(out) => {
+                if out.refused == Some(Refusal::InvalidAppKey) {
+                    self.inner.unauthenticated.note(head.surface);
+                }
                 body::drain_small(&mut body, declared).await;
-                return refused;
+                return out;
             }
         };
-        let admitted = match self.admit_body(gate, &head, &mut body).await {
-            Ok(admitted) => admitted,
-            Err(refused) => return refused,
+        let route = match self.admit_head(&head, &known).await {
+            Ok(route) => route,
+            Err(out) => {
+                body::drain_small(&mut body, declared).await;
+                return self.record_refusal(&known, None, out).await;
+            }
         };
-        self.forward(&head, admitted).await
+        match self
+            .admit_body(Gate { known, route }, &head, &mut body)
+            .await
+        {
+            Ok(admitted) => self.forward(&head, admitted).await,
+            Err(refused) => {
+                let (gate, model, out) = *refused;
+                self.record_refusal(&gate.known, model, out).await
+            }
+        }
+    }
+
+    /// Calls refused before the app was known (no key, or a wrong one), by surface.
+    pub fn unauthenticated_calls(&self) -> UnauthenticatedCalls {
+        self.inner.unauthenticated.counts()
     }
 
     /// The Playground's request: built by the Hub itself, so its body is already whole.
@@ -149,6 +175,38 @@ impl Gateway {
         let chunk = futures_util::stream::iter([Ok::<_, std::io::Error>(body)]);
         self.handle(head, chunk, Caller::Playground { connection_id })
             .await
+    }
+}
+
+/// Calls without a valid app key, per surface since the Hub started: a number to show, not a
+/// row per guess.
+#[derive(Default)]
+struct Unauthenticated {
+    native: AtomicU64,
+    compatible: AtomicU64,
+}
+
+/// How many calls came without a valid app key, per surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct UnauthenticatedCalls {
+    pub native: u64,
+    pub compatible: u64,
+}
+
+impl Unauthenticated {
+    fn note(&self, surface: Surface) {
+        let counter = match surface {
+            Surface::Native => &self.native,
+            Surface::Compatible => &self.compatible,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn counts(&self) -> UnauthenticatedCalls {
+        UnauthenticatedCalls {
+            native: self.native.load(Ordering::Relaxed),
+            compatible: self.compatible.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -171,6 +229,7 @@ fn refusal_with(
         status: why.status(),
         headers,
         body: OutBody::Full(providers::api(provider).error_body(why, message)),
+        refused: Some(why),
     }
 }
 
@@ -181,6 +240,7 @@ fn internal(provider: Provider, e: impl std::fmt::Display) -> Outgoing {
         status: Refusal::Internal.status(),
         headers: vec![("content-type".into(), "application/json".into())],
         body: OutBody::Full(providers::api(provider).internal_error_body()),
+        refused: Some(Refusal::Internal),
     }
 }
 

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::admit::Admitted;
+use super::admit::{Admitted, Known};
 use super::limits::{BudgetHold, TokenReservation};
 use super::stream::{Finish, Finishing};
 use super::writer::Job;
-use super::{Gateway, MAX_MODEL_BYTES};
+use super::{Gateway, MAX_MODEL_BYTES, Outgoing};
 use crate::catalog::Model;
 use crate::catalog::cost::cost;
 use crate::hub::Route;
@@ -61,10 +61,13 @@ impl Context {
         Context {
             gateway,
             app_id: gate.app.id.clone(),
-            route: gate.route,
             provider: gate.provider,
             endpoint: info.endpoint,
-            path: gate.path,
+            surface: gate.surface,
+            started_at: gate.started_at,
+            started: gate.started,
+            route: gate.route,
+            path: gate.known.path,
             requested_model: info.model,
             model,
             streamed: info.stream,
@@ -73,9 +76,6 @@ impl Context {
             hold,
             budget,
             tokens,
-            surface: gate.surface,
-            started_at: gate.started_at,
-            started: gate.started,
             ttfb,
         }
     }
@@ -110,11 +110,7 @@ impl Context {
             self.tokens,
             usage.input_tokens.saturating_add(usage.output_tokens),
         );
-        let endpoint = if unmetered {
-            bounded(&self.path, MAX_ENDPOINT_BYTES)
-        } else {
-            self.endpoint.as_str().to_string()
-        };
+        let endpoint = endpoint_name(self.endpoint, &self.path);
         Job {
             usage: UsageRecord {
                 id: 0,
@@ -145,6 +141,58 @@ impl Context {
             budget: self.budget,
             done: None,
         }
+    }
+}
+
+impl Gateway {
+    /// Records a request the Hub refused once its app was known, and passes the answer on.
+    pub(super) async fn record_refusal(
+        &self,
+        known: &Known,
+        model: Option<String>,
+        out: Outgoing,
+    ) -> Outgoing {
+        let code = out.refused.map_or("internal", |why| why.as_str());
+        let usage = UsageRecord {
+            id: 0,
+            started_at: known.started_at,
+            app_id: Some(known.app.id.clone()),
+            connection_id: known.app.binding(known.provider).map(str::to_owned),
+            provider: known.provider,
+            model: model.map(|m| bounded(&m, MAX_MODEL_BYTES)),
+            endpoint: endpoint_name(known.endpoint, &known.path),
+            streamed: false,
+            status: out.status,
+            error_code: Some(code.to_string()),
+            input_tokens: 0,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            output_tokens: 0,
+            reasoning_tokens: 0,
+            cost: Some(crate::money::MicroUsd::ZERO),
+            billed_to: BilledTo::None,
+            estimated: false,
+            latency_ms: known.started.elapsed().as_millis() as u64,
+            ttfb_ms: None,
+            surface: known.surface,
+        };
+        let job = Job {
+            usage,
+            hold: None,
+            budget: None,
+            done: None,
+        };
+        self.inner.writer.record(job).await;
+        out
+    }
+}
+
+/// What a usage record calls the endpoint: its name when metered, else its path.
+fn endpoint_name(endpoint: Endpoint, path: &str) -> String {
+    if endpoint == Endpoint::Other {
+        bounded(path, MAX_ENDPOINT_BYTES)
+    } else {
+        endpoint.as_str().to_string()
     }
 }
 

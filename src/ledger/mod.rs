@@ -13,12 +13,14 @@ use serde::Serialize;
 use crate::money::MicroUsd;
 use crate::providers::Provider;
 
-/// Who pays for a request: the Hub's credits (managed) or the provider directly (BYOK).
+/// Who pays for a request: the Hub's credits (managed), the provider directly (BYOK), or
+/// nobody (model lists, token counts, the Hub's own refusals).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BilledTo {
     Credits,
     Provider,
+    None,
 }
 
 impl BilledTo {
@@ -26,6 +28,7 @@ impl BilledTo {
         match self {
             BilledTo::Credits => "credits",
             BilledTo::Provider => "provider",
+            BilledTo::None => "none",
         }
     }
 
@@ -33,6 +36,7 @@ impl BilledTo {
         match text {
             "credits" => Some(BilledTo::Credits),
             "provider" => Some(BilledTo::Provider),
+            "none" => Some(BilledTo::None),
             _ => None,
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{Result, StoreError};
 
@@ -114,9 +114,46 @@ const MIGRATIONS: &[&str] = &[
         cost_micro_usd INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (day, app_id, provider, model, billed_to)
     );",
-    // 4: which surface a call came through: the provider's native API or the compatible one.
-    "ALTER TABLE usage_records ADD COLUMN surface TEXT NOT NULL DEFAULT 'native'
-        CHECK (surface IN ('native', 'compatible'));",
+    // 4: usage records say which surface a call came through (the provider's native API or
+    // the compatible one), and calls that cost nothing by nature are billed to 'none'. SQLite
+    // cannot change a CHECK constraint, so the table is rebuilt (foreign keys are off while
+    // migrations run, and checked after).
+    "CREATE TABLE usage_records_v4 (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        day TEXT NOT NULL,
+        app_id TEXT,
+        connection_id TEXT,
+        provider TEXT NOT NULL,
+        model TEXT,
+        endpoint TEXT NOT NULL,
+        streamed INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        error_code TEXT,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_micro_usd INTEGER,
+        billed_to TEXT NOT NULL CHECK (billed_to IN ('credits', 'provider', 'none')),
+        estimated INTEGER NOT NULL DEFAULT 0,
+        latency_ms INTEGER NOT NULL DEFAULT 0,
+        ttfb_ms INTEGER,
+        surface TEXT NOT NULL DEFAULT 'native' CHECK (surface IN ('native', 'compatible'))
+    );
+    INSERT INTO usage_records_v4 (id, started_at, day, app_id, connection_id, provider, model,
+        endpoint, streamed, status, error_code, input_tokens, cached_input_tokens,
+        cache_write_tokens, output_tokens, reasoning_tokens, cost_micro_usd, billed_to, estimated,
+        latency_ms, ttfb_ms)
+    SELECT id, started_at, day, app_id, connection_id, provider, model, endpoint, streamed,
+        status, error_code, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,
+        reasoning_tokens, cost_micro_usd, billed_to, estimated, latency_ms, ttfb_ms
+    FROM usage_records;
+    DROP TABLE usage_records;
+    ALTER TABLE usage_records_v4 RENAME TO usage_records;
+    CREATE INDEX usage_by_time ON usage_records (started_at);
+    CREATE INDEX usage_by_app ON usage_records (app_id, started_at);",
 ];
 
 /// The schema version this build writes.
@@ -132,10 +169,30 @@ pub fn apply(conn: &Connection, path: &Path) -> Result<()> {
             known: SCHEMA_VERSION,
         });
     }
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // A migration may rebuild a table others refer to; keys are checked once all have run.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let applied = apply_pending(conn, current, path);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    applied
+}
+
+fn apply_pending(conn: &Connection, current: i64, path: &Path) -> Result<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = index as i64 + 1;
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            return Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                detail: format!("migration {version} left a broken reference in {table}"),
+            });
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }
