@@ -1,6 +1,8 @@
 //! What a request costs: one formula over [`Usage`] for every provider, and the credit hold
 //! placed before a request is forwarded.
 
+use serde::Serialize;
+
 use crate::money::MicroUsd;
 use crate::providers::Usage;
 
@@ -46,6 +48,79 @@ pub fn cost(model: &Model, usage: &Usage) -> Cost {
     }
 }
 
+/// One line of a request's cost: tokens of one kind at their list price.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CostLine {
+    pub what: &'static str,
+    pub tokens: u64,
+    /// USD per million tokens.
+    pub price_per_million: f64,
+    /// This line's share of the recorded cost; the lines add up to it exactly.
+    pub micro_usd: i64,
+}
+
+/// The cost of `usage` on `model` as lines that add up to `recorded` micro-USD: each line's
+/// exact amount rounded down, the cents of rounding given to the lines with the largest
+/// remainders, and any difference from today's prices (a price changed since) as a line of
+/// its own.
+pub fn cost_lines(model: &Model, usage: &Usage, recorded: MicroUsd) -> Vec<CostLine> {
+    let rates = model.rates_for_prompt(usage.input_tokens);
+    let kinds = [
+        ("input", usage.uncached_input_tokens(), rates.input),
+        (
+            "cached input",
+            usage.cached_input_tokens,
+            cached_rate(&rates),
+        ),
+        (
+            "cache write",
+            usage.cache_write_tokens(),
+            rates.cache_write_5m.unwrap_or(rates.input),
+        ),
+        ("output", usage.output_tokens, rates.output),
+    ];
+    let exact: Vec<(&'static str, u64, i64, i128)> = kinds
+        .into_iter()
+        .filter(|(_, tokens, _)| *tokens > 0)
+        .map(|(what, tokens, rate)| (what, tokens, rate, times(tokens, rate)))
+        .collect();
+    let total: i128 = exact.iter().map(|l| l.3).sum();
+    let mut lines: Vec<CostLine> = exact
+        .iter()
+        .map(|(what, tokens, rate, pico)| CostLine {
+            what,
+            tokens: *tokens,
+            price_per_million: *rate as f64 / 1_000_000.0,
+            micro_usd: i64::try_from(pico / PICO_PER_MICRO).unwrap_or(i64::MAX),
+        })
+        .collect();
+    let mut owed =
+        MicroUsd::from_pico_ceil(total).0 - lines.iter().map(|l| l.micro_usd).sum::<i64>();
+    let mut by_remainder: Vec<usize> = (0..exact.len()).collect();
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(exact[i].3 % PICO_PER_MICRO));
+    for i in by_remainder {
+        if owed <= 0 {
+            break;
+        }
+        if exact[i].3 % PICO_PER_MICRO > 0 {
+            lines[i].micro_usd += 1;
+            owed -= 1;
+        }
+    }
+    let difference = recorded.0 - lines.iter().map(|l| l.micro_usd).sum::<i64>();
+    if difference != 0 {
+        lines.push(CostLine {
+            what: "difference from today's prices",
+            tokens: 0,
+            price_per_million: 0.0,
+            micro_usd: difference,
+        });
+    }
+    lines
+}
+
+const PICO_PER_MICRO: i128 = 1_000_000;
+
 /// The most a request may cost, held from the credits before it is forwarded: the estimated
 /// input at the input rate plus the requested output limit (or, without one, the model's
 /// maximum output) at the output rate, at the tier the estimated input falls in. Rounded up.
@@ -88,6 +163,33 @@ mod tests {
             output_tokens: output,
             ..Usage::default()
         }
+    }
+
+    #[test]
+    fn cost_lines_add_up_to_the_recorded_cost() {
+        let catalog = Catalog::embedded();
+        let model = catalog
+            .resolve(Provider::Anthropic, "claude-sonnet-4-5")
+            .unwrap();
+        let usage = Usage {
+            input_tokens: 1_249,
+            cached_input_tokens: 1_000,
+            cache_write_5m_tokens: 7,
+            output_tokens: 26,
+            ..Usage::default()
+        };
+        let recorded = cost(model, &usage).micro;
+        let lines = cost_lines(model, &usage, recorded);
+        assert_eq!(lines.iter().map(|l| l.micro_usd).sum::<i64>(), recorded.0);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines[0].what, "input");
+        assert_eq!(lines[0].tokens, 242);
+        let changed = cost_lines(model, &usage, MicroUsd(recorded.0 + 5));
+        assert_eq!(
+            changed.last().unwrap().micro_usd,
+            5,
+            "a price change shows as its own line"
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub use error::{HubError, ceil_secs};
 pub use routing::{AppGate, Route, UsageBook};
 pub use sessions::{Session, SessionId};
 pub use usage::{
-    MAX_PAGE, ModelReach, UsagePage, csv_header, csv_line, last_days, month_to_date,
-    parse_group_by, parse_range, today,
+    FilterParams, MAX_PAGE, ModelReach, RequestDetail, Timings, UsagePage, csv_header, csv_line,
+    last_days, month_to_date, parse_group_by, parse_range, parse_usage_filter, today,
 };
 
 /// Shared state of a running Hub. Cheap to clone (everything is behind `Arc`).

@@ -2,14 +2,18 @@
 //! CSV export, an app's spend this month (for budgets) and which connections reach a model.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
-use chrono::{Datelike, Days, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
 use super::{Hub, HubError};
 use crate::catalog::Model;
-use crate::ledger::{USAGE_COLUMNS, UsageRecord, UsageValue};
-use crate::store::{ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate};
+use crate::catalog::cost::{CostLine, cost_lines};
+use crate::ledger::{Surface, USAGE_COLUMNS, UsageRecord, UsageValue};
+use crate::providers::Provider;
+use crate::store::{
+    ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, StatusFilter, UsageAggregate,
+    UsageFilter, UsageTotals,
+};
 
 /// The longest range the usage reports accept, in days.
 pub const MAX_RANGE_DAYS: u64 = 3660;
@@ -126,16 +130,72 @@ impl Hub {
         Ok(self.store().usage_aggregates(range, group)?)
     }
 
-    /// Usage rows newest first, `limit` (at most [`MAX_PAGE`]) after the `before` cursor.
-    pub fn usage_requests(&self, before: Option<i64>, limit: usize) -> Result<UsagePage, HubError> {
-        self.usage_page(before, limit.clamp(1, MAX_PAGE))
+    /// Usage rows that pass `filter`, newest first, `limit` (at most [`MAX_PAGE`]) after the
+    /// `before` cursor.
+    pub fn usage_requests(
+        &self,
+        filter: &UsageFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<UsagePage, HubError> {
+        self.usage_page(filter, before, limit.clamp(1, MAX_PAGE))
     }
 
-    fn usage_page(&self, before: Option<i64>, limit: usize) -> Result<UsagePage, HubError> {
+    fn usage_page(
+        &self,
+        filter: &UsageFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<UsagePage, HubError> {
         // One row more than asked tells whether another page exists.
-        let rows = self.store().usage_page(before, limit + 1)?;
+        let rows = self.store().usage_page(filter, before, limit + 1)?;
         let (rows, next_cursor) = split_page(rows, limit, |r| r.id);
         Ok(UsagePage { rows, next_cursor })
+    }
+
+    /// The filter the parameters ask for, a model name standing for every name the catalog
+    /// knows that model by (calls are recorded under the dated id the provider answered with).
+    pub fn usage_filter(&self, params: &FilterParams) -> Result<UsageFilter, HubError> {
+        let mut filter = parse_usage_filter(params)?;
+        if let Some(names) = &mut filter.models {
+            let asked = names.clone();
+            for provider in Provider::ALL {
+                for name in &asked {
+                    if let Some(model) = self.catalog().resolve(provider, name) {
+                        names.extend(model.names().map(str::to_owned));
+                    }
+                }
+            }
+            names.sort();
+            names.dedup();
+        }
+        Ok(filter)
+    }
+
+    /// Totals over the rows that pass `filter`.
+    pub fn usage_totals(&self, filter: &UsageFilter) -> Result<UsageTotals, HubError> {
+        Ok(self.store().usage_totals(filter)?)
+    }
+
+    /// One request with its timings and its cost as lines that add up to it.
+    pub fn usage_request(&self, id: i64) -> Result<RequestDetail, HubError> {
+        let record = self.store().usage_record(id)?;
+        let model = record
+            .model
+            .as_deref()
+            .and_then(|m| self.catalog().resolve(record.provider, m));
+        let cost_lines = match (model, record.cost) {
+            (Some(model), Some(cost)) => cost_lines(model, &record.usage(), cost),
+            _ => Vec::new(),
+        };
+        Ok(RequestDetail {
+            timings: Timings {
+                first_byte_ms: record.ttfb_ms,
+                total_ms: record.latency_ms,
+            },
+            cost_lines,
+            record,
+        })
     }
 
     /// Ledger lines newest first, `limit` (at most [`MAX_PAGE`]) after the `before` cursor,
@@ -155,17 +215,19 @@ impl Hub {
         Ok(self.store().app_names()?)
     }
 
-    /// The next chunk of the CSV export (no header), newest rows first, and the cursor for
-    /// the chunk after it. Chunks keep memory flat however many rows there are.
+    /// The next chunk of the CSV export (no header) of the rows that pass `filter`, newest
+    /// first, and the cursor for the chunk after it. Chunks keep memory flat however many
+    /// rows there are.
     pub fn usage_csv_chunk(
         &self,
+        filter: &UsageFilter,
         before: Option<i64>,
         rows: usize,
-    ) -> Result<(String, Option<i64>), HubError> {
-        let page = self.usage_page(before, rows.max(1))?;
-        let mut out = String::with_capacity(page.rows.len() * 160);
+    ) -> Result<(Vec<u8>, Option<i64>), HubError> {
+        let page = self.usage_page(filter, before, rows.max(1))?;
+        let mut out = Vec::with_capacity(page.rows.len() * 160);
         for row in &page.rows {
-            out.push_str(&csv_line(row));
+            out.extend_from_slice(csv_line(row).as_bytes());
         }
         Ok((out, page.next_cursor))
     }
@@ -220,36 +282,145 @@ fn split_page<T>(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> (Vec
     (rows, next)
 }
 
-/// One usage record as a CSV line, columns as in [`csv_header`], numbers exact.
+/// One usage record as a CSV line, columns as in [`csv_header`], numbers exact. Quoting is
+/// the `csv` crate's; a text cell that a spreadsheet would run as a formula is neutralised.
 pub fn csv_line(r: &UsageRecord) -> String {
-    let mut line = String::with_capacity(160);
-    for (i, value) in r.values().iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        match value {
-            UsageValue::Int(n) => {
-                let _ = write!(line, "{n}");
-            }
-            UsageValue::Bool(b) => {
-                let _ = write!(line, "{b}");
-            }
-            UsageValue::Text(t) => line.push_str(&csv_field(t)),
-            UsageValue::Owned(t) => line.push_str(&csv_field(t)),
-            UsageValue::Null => {}
-        }
+    let cells: Vec<String> = r
+        .values()
+        .iter()
+        .map(|value| match value {
+            UsageValue::Int(n) => n.to_string(),
+            UsageValue::Bool(b) => b.to_string(),
+            UsageValue::Text(t) => inert(t),
+            UsageValue::Owned(t) => inert(t),
+            UsageValue::Null => String::new(),
+        })
+        .collect();
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::with_capacity(160));
+    if writer.write_record(&cells).is_err() {
+        return "\n".to_string();
     }
-    line.push('\n');
-    line
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
-/// Quotes a field that holds a comma, quote or line break (RFC 4180).
-fn csv_field(value: &str) -> std::borrow::Cow<'_, str> {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\"")).into()
-    } else {
-        value.into()
+/// A cell that starts like a formula (`=`, `+`, `-`, `@`, tab, carriage return) gets a
+/// leading `'`, so a spreadsheet shows it as text instead of running it.
+fn inert(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_string(),
     }
+}
+
+/// Reads the request filters of the usage API and pages; absent or empty ones do not narrow.
+pub fn parse_usage_filter(params: &FilterParams) -> Result<UsageFilter, HubError> {
+    let from = given(&params.from)
+        .map(|t| parse_instant("from", t))
+        .transpose()?;
+    let to = given(&params.to)
+        .map(|t| parse_instant("to", t))
+        .transpose()?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f >= t {
+            return Err(HubError::bad_input("from", "`from` must be before `to`."));
+        }
+    }
+    let provider = given(&params.provider)
+        .map(|p| {
+            p.parse::<Provider>()
+                .map_err(|e| HubError::bad_input("provider", e.to_string()))
+        })
+        .transpose()?;
+    let surface = given(&params.surface)
+        .map(|s| {
+            Surface::parse(s).ok_or_else(|| {
+                HubError::bad_input("surface", "`surface` must be native or compatible.")
+            })
+        })
+        .transpose()?;
+    let status = given(&params.status).map(parse_status).transpose()?;
+    Ok(UsageFilter {
+        from,
+        to,
+        app: given(&params.app).map(str::to_owned),
+        provider,
+        models: given(&params.model).map(|m| vec![m.to_owned()]),
+        status,
+        surface,
+    })
+}
+
+/// `ok`, `error`, or one stable error code.
+fn parse_status(text: &str) -> Result<StatusFilter, HubError> {
+    match text {
+        "ok" => Ok(StatusFilter::Ok),
+        "error" => Ok(StatusFilter::Error),
+        code if code.len() <= 64
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            Ok(StatusFilter::Code(code.to_string()))
+        }
+        _ => Err(HubError::bad_input(
+            "status",
+            "`status` must be ok, error, or an error code like app_rate_limited.",
+        )),
+    }
+}
+
+/// A filter value that was given and is not blank.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// RFC 3339, or `YYYY-MM-DD` for the start of that UTC day.
+fn parse_instant(field: &'static str, text: &str) -> Result<DateTime<Utc>, HubError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            HubError::bad_input(
+                field,
+                format!(
+                    "`{field}` must be a time like 2026-01-31T09:00:00Z or a day like 2026-01-31."
+                ),
+            )
+        })
+}
+
+/// The request filters as a query string gives them.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct FilterParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub app: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<String>,
+    pub surface: Option<String>,
+}
+
+/// One request as its page and the API show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestDetail {
+    #[serde(flatten)]
+    pub record: UsageRecord,
+    pub timings: Timings,
+    pub cost_lines: Vec<CostLine>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Timings {
+    pub first_byte_ms: Option<u64>,
+    pub total_ms: u64,
 }
 
 #[cfg(test)]
@@ -288,10 +459,9 @@ mod tests {
         assert!(parse_group_by(Some("week")).is_err());
     }
 
-    #[test]
-    fn csv_lines_carry_exact_numbers_under_the_header() {
+    fn sample() -> UsageRecord {
         use crate::money::MicroUsd;
-        let row = UsageRecord {
+        UsageRecord {
             id: 42,
             started_at: "2025-03-02T09:00:00Z".parse().unwrap(),
             app_id: Some("app-1".into()),
@@ -313,7 +483,12 @@ mod tests {
             latency_ms: 2_450,
             ttfb_ms: None,
             surface: crate::ledger::Surface::Native,
-        };
+        }
+    }
+
+    #[test]
+    fn csv_lines_carry_exact_numbers_under_the_header() {
+        let row = sample();
         assert_eq!(
             csv_line(&row),
             "42,2025-03-02T09:00:00.000Z,app-1,,anthropic,claude-sonnet-4-5,/v1/messages,true,200,,\
@@ -332,9 +507,61 @@ mod tests {
     }
 
     #[test]
-    fn csv_fields_with_commas_are_quoted() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    fn csv_cells_are_quoted_and_formulas_neutralised() {
+        let mut row = sample();
+        row.model = Some("a,b \"c\"".into());
+        assert!(csv_line(&row).contains(",\"a,b \"\"c\"\"\","));
+        row.model = Some("=cmd|' /C calc'!A0".into());
+        assert!(
+            csv_line(&row).contains(",'=cmd|' /C calc'!A0,"),
+            "{}",
+            csv_line(&row)
+        );
+        for start in ["+1", "-1", "@SUM(A1)"] {
+            row.model = Some(start.into());
+            assert!(csv_line(&row).contains(&format!(",'{start},")));
+        }
+    }
+
+    #[test]
+    fn filters_read_dates_statuses_and_names() {
+        let f = parse_usage_filter(&FilterParams {
+            from: Some("2026-01-31".into()),
+            to: Some("2026-02-01T12:00:00Z".into()),
+            status: Some("app_rate_limited".into()),
+            provider: Some("gemini".into()),
+            surface: Some("compatible".into()),
+            app: Some(" ".into()),
+            ..FilterParams::default()
+        })
+        .unwrap();
+        assert_eq!(f.from.unwrap().to_rfc3339(), "2026-01-31T00:00:00+00:00");
+        assert_eq!(
+            f.status,
+            Some(StatusFilter::Code("app_rate_limited".into()))
+        );
+        assert_eq!(f.provider, Some(Provider::Gemini));
+        assert_eq!(f.app, None, "blank does not narrow");
+        for (field, bad) in [
+            ("from", "yesterday"),
+            ("status", "DROP TABLE"),
+            ("provider", "azure"),
+            ("surface", "x"),
+        ] {
+            let mut p = FilterParams::default();
+            match field {
+                "from" => p.from = Some(bad.into()),
+                "status" => p.status = Some(bad.into()),
+                "provider" => p.provider = Some(bad.into()),
+                _ => p.surface = Some(bad.into()),
+            }
+            assert!(parse_usage_filter(&p).is_err(), "{field}={bad}");
+        }
+        let backwards = FilterParams {
+            from: Some("2026-02-01".into()),
+            to: Some("2026-01-01".into()),
+            ..FilterParams::default()
+        };
+        assert!(parse_usage_filter(&backwards).is_err());
     }
 }

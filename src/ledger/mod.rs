@@ -147,6 +147,20 @@ impl UsageRecord {
         }
     }
 
+    /// The token counts in the terms cost is computed in. Cache writes are recorded as one
+    /// number, so they read back as 5-minute writes.
+    pub fn usage(&self) -> crate::providers::Usage {
+        crate::providers::Usage {
+            model: self.model.clone(),
+            input_tokens: self.input_tokens,
+            cached_input_tokens: self.cached_input_tokens,
+            cache_write_5m_tokens: self.cache_write_tokens,
+            cache_write_1h_tokens: 0,
+            output_tokens: self.output_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+        }
+    }
+
     /// The start time as stored and shown: RFC 3339 UTC with milliseconds.
     pub fn started_at_text(&self) -> String {
         self.started_at

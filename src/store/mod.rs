@@ -3,6 +3,7 @@
 
 mod apps;
 mod connections;
+mod filter;
 mod migrations;
 mod reports;
 mod usage;
@@ -17,8 +18,11 @@ use rusqlite::Connection;
 
 pub use apps::{AppChanges, AppRow};
 pub use connections::{ConnectionRow, Outcome};
+pub use filter::{StatusFilter, UsageFilter};
 pub use migrations::SCHEMA_VERSION;
-pub use reports::{ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate};
+pub use reports::{
+    ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate, UsageTotals,
+};
 
 pub const DB_FILE: &str = "hub.db";
 

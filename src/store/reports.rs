@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Row, params};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Result, Store};
+use super::{Result, Store, StoreError, UsageFilter};
 use crate::ledger::{BilledTo, Surface, USAGE_COLUMNS, UsageRecord};
 use crate::money::MicroUsd;
 
@@ -81,6 +82,19 @@ impl UsageAggregate {
 pub struct DayRange {
     pub from: String,
     pub to: String,
+}
+
+/// Totals over filtered usage records: requests, failures, tokens and spend by who bills it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UsageTotals {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    #[serde(rename = "credits_micro_usd")]
+    pub credits: MicroUsd,
+    #[serde(rename = "provider_micro_usd")]
+    pub provider: MicroUsd,
 }
 
 /// What one app spent in a month, split by who bills it.
@@ -185,16 +199,61 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Usage rows newest first, `limit` of them, older than the `before` id when given.
-    /// Paging by id returns every row exactly once even while new rows arrive.
-    pub fn usage_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<UsageRecord>> {
+    /// Usage rows that pass `filter`, newest first, `limit` of them, older than the `before`
+    /// id when given. Paging by id returns every row exactly once even while new rows arrive.
+    pub fn usage_page(
+        &self,
+        filter: &UsageFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>> {
+        let (conditions, mut values) = filter.conditions();
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM usage_records WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT {} FROM usage_records WHERE id < ?{conditions} ORDER BY id DESC LIMIT ?",
             USAGE_COLUMNS.join(", ")
         ))?;
-        let rows = stmt.query_map(params![cursor_bound(before), sql_limit(limit)], usage_row)?;
+        values.insert(0, Value::Integer(cursor_bound(before)));
+        values.push(Value::Integer(sql_limit(limit)));
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), usage_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One usage record by id.
+    pub fn usage_record(&self, id: i64) -> Result<UsageRecord> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM usage_records WHERE id = ?1",
+            USAGE_COLUMNS.join(", ")
+        ))?;
+        stmt.query_row([id], usage_row)
+            .optional()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Totals over the usage records that pass `filter` (for Usage & Billing with a filter).
+    pub fn usage_totals(&self, filter: &UsageFilter) -> Result<UsageTotals> {
+        let (conditions, values) = filter.conditions();
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT COUNT(*),
+                COALESCE(SUM(CASE WHEN status >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END), 0),
+                COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+                COALESCE(SUM(CASE WHEN billed_to = 'credits' THEN cost_micro_usd END), 0),
+                COALESCE(SUM(CASE WHEN billed_to = 'provider' THEN cost_micro_usd END), 0)
+             FROM usage_records WHERE 1 = 1{conditions}"
+        ))?;
+        let totals = stmt.query_row(rusqlite::params_from_iter(values), |r| {
+            Ok(UsageTotals {
+                requests: r.get(0)?,
+                errors: r.get(1)?,
+                input_tokens: r.get(2)?,
+                output_tokens: r.get(3)?,
+                credits: MicroUsd(r.get(4)?),
+                provider: MicroUsd(r.get(5)?),
+            })
+        })?;
+        Ok(totals)
     }
 
     /// Whether any usage was ever recorded (cheap: one index probe).
@@ -527,7 +586,9 @@ mod tests {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let page = store.usage_page(cursor, 2).unwrap();
+            let page = store
+                .usage_page(&UsageFilter::default(), cursor, 2)
+                .unwrap();
             if page.is_empty() {
                 break;
             }

@@ -68,6 +68,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/credits/ledger", web::get().to(usage::api::ledger))
                 .route("/usage", web::get().to(usage::api::usage))
                 .route("/usage/requests", web::get().to(usage::api::requests))
+                .route("/usage/requests/{id}", web::get().to(usage::api::request))
                 .route("/usage.csv", web::get().to(usage::api::usage_csv))
                 .route("/models", web::get().to(models::list))
                 .route("/playground", web::post().to(playground::stream)),

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod door;
 pub mod upstream;
 
 pub const PASSPHRASE: &str = "correct horse battery staple";

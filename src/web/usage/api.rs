@@ -7,10 +7,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::PageQuery;
-use crate::hub::{Hub, csv_header, parse_group_by, parse_range, today};
+use crate::gateway::Gateway;
+use crate::hub::{FilterParams, Hub, HubError, csv_header, parse_group_by, parse_range, today};
 use crate::ledger::UsageRecord;
 use crate::money::MicroUsd;
-use crate::store::{GroupBy, LedgerEntry, UsageAggregate};
+use crate::store::{GroupBy, LedgerEntry, UsageAggregate, UsageFilter};
 use crate::web::auth::ApiSession;
 use crate::web::errors::ApiError;
 use crate::web::pages::blocking;
@@ -93,19 +94,47 @@ pub async fn usage(
     })))
 }
 
-/// Usage rows newest first; `cursor` continues from a page's `next_cursor`.
+/// Usage rows that pass the filters, newest first; `cursor` continues from a page's
+/// `next_cursor`. Also the totals over every row that passes, and the calls without a valid
+/// app key (counted, never rows).
 pub async fn requests(
     hub: web::Data<Hub>,
+    gateway: web::Data<Gateway>,
     _session: ApiSession,
-    query: web::Query<PageQuery>,
+    page: web::Query<PageQuery>,
+    filters: web::Query<FilterParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let (cursor, limit) = (query.cursor()?, query.limit(50)?);
+    let (cursor, limit) = (page.cursor()?, page.limit(50)?);
+    let filter = hub.usage_filter(&filters)?;
     let h = hub.clone();
-    let page = blocking(move || h.usage_requests(cursor, limit)).await?;
+    let (page, totals) = blocking(move || {
+        Ok((
+            h.usage_requests(&filter, cursor, limit)?,
+            h.usage_totals(&filter)?,
+        ))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "data": page.rows.iter().map(usage_row_json).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
+        "totals": totals,
+        "unauthenticated_calls": gateway.unauthenticated_calls(),
     })))
+}
+
+/// One request: its row, timings, and cost lines that add up to its cost.
+pub async fn request(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = id
+        .trim()
+        .parse()
+        .map_err(|_| HubError::bad_input("id", "A request id is a whole number."))?;
+    let h = hub.clone();
+    let detail = blocking(move || h.usage_request(id)).await?;
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 /// Where the CSV export is: the header, then chunks of rows, then the end.
@@ -115,30 +144,39 @@ enum CsvState {
     Done,
 }
 
-/// Every usage row as CSV, newest first, streamed in chunks so memory stays flat.
-pub async fn usage_csv(hub: web::Data<Hub>, _session: ApiSession) -> HttpResponse {
+/// The usage rows that pass the filters as CSV, newest first, streamed in chunks so memory
+/// stays flat.
+pub async fn usage_csv(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    filters: web::Query<FilterParams>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = std::sync::Arc::new(hub.usage_filter(&filters)?);
     let stream = futures_util::stream::unfold(CsvState::Header, move |state| {
         let hub = hub.clone();
-        async move { next_csv_chunk(hub, state).await }
+        let filter = filter.clone();
+        async move { next_csv_chunk(hub, filter, state).await }
     });
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             header::CONTENT_DISPOSITION,
             "attachment; filename=\"workshop-hub-usage.csv\"",
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .streaming(stream)
+        .streaming(stream))
 }
 
 async fn next_csv_chunk(
     hub: web::Data<Hub>,
+    filter: std::sync::Arc<UsageFilter>,
     state: CsvState,
 ) -> Option<(Result<Bytes, actix_web::Error>, CsvState)> {
     match state {
         CsvState::Header => Some((Ok(Bytes::from(csv_header())), CsvState::Rows(None))),
         CsvState::Rows(cursor) => {
-            let chunk = blocking(move || hub.usage_csv_chunk(cursor, CSV_CHUNK_ROWS)).await;
+            let chunk =
+                blocking(move || hub.usage_csv_chunk(&filter, cursor, CSV_CHUNK_ROWS)).await;
             match chunk {
                 Ok((text, _)) if text.is_empty() => None,
                 Ok((text, next)) => Some((

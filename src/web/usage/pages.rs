@@ -167,7 +167,11 @@ fn load(hub: &Hub, range: &DayRange, before: Option<i64>) -> Result<UsageData, H
         by_app: hub.usage_summary(range, GroupBy::App)?,
         by_model: hub.usage_summary(range, GroupBy::Model)?,
         daily: hub.store().daily_cost_by_provider(range)?,
-        requests: hub.usage_requests(before, RECENT_REQUESTS)?,
+        requests: hub.usage_requests(
+            &crate::store::UsageFilter::default(),
+            before,
+            RECENT_REQUESTS,
+        )?,
         ledger: hub.ledger_history(None, RECENT_LEDGER)?.0,
         app_names: hub.app_names()?,
         has_usage: hub.store().has_usage()?,
