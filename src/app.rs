@@ -66,6 +66,27 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tokio::spawn(sweep_retention(self.hub.clone()));
         self.server.run().await
+    }
+}
+
+/// How often old request bodies and rows are swept.
+const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Deletes what is past its retention, soon after start and then every few minutes, off the
+/// async workers.
+async fn sweep_retention(hub: Hub) {
+    let mut every = tokio::time::interval(RETENTION_SWEEP);
+    loop {
+        every.tick().await;
+        let h = hub.clone();
+        match crate::hub::blocking(move || h.apply_retention(chrono::Utc::now())).await {
+            Ok((0, 0)) => {}
+            Ok((bodies, rows)) => {
+                tracing::info!(bodies, rows, "retention: deleted what is past its age")
+            }
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+        }
     }
 }

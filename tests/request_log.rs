@@ -157,3 +157,121 @@ async fn a_requests_cost_lines_add_up_to_its_cost() {
         .await;
     assert_eq!(detail["cost_lines"], json!([]));
 }
+
+/// Every file of the database: the main file, the write-ahead log and its index.
+fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for name in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn bodies_are_sealed_at_rest_and_shown_only_unlocked() {
+    let emulator = Emulator::start();
+    let door = Door::start(&emulator.base, Launch::default()).await;
+    let settings = door.api("GET", "/api/v1/settings", Value::Null).await;
+    assert_eq!(
+        settings,
+        json!({"keep_bodies_days": 7, "keep_requests_days": null})
+    );
+    const MARKER: &str = "plaintext-marker-7f3a91";
+    for stream in [false, true] {
+        let res = client()
+            .post(door.hub.url("/openai/v1/chat/completions"))
+            .bearer_auth(&door.key)
+            .json(&json!({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": format!("Repeat {MARKER}")}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap();
+    }
+    let rows = requests(&door, "").await["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for row in &rows {
+        let detail = door
+            .api(
+                "GET",
+                &format!("/api/v1/usage/requests/{}", row["id"]),
+                Value::Null,
+            )
+            .await;
+        let bodies = &detail["bodies"];
+        assert!(
+            bodies["request"].as_str().unwrap().contains(MARKER),
+            "{detail}"
+        );
+        assert!(!bodies["response"].as_str().unwrap().is_empty());
+        assert_eq!(bodies["request_truncated"], false);
+    }
+    let streamed = door
+        .api(
+            "GET",
+            &format!("/api/v1/usage/requests/{}", rows[0]["id"]),
+            Value::Null,
+        )
+        .await;
+    assert!(
+        streamed["bodies"]["response"]
+            .as_str()
+            .unwrap()
+            .contains("data: ")
+    );
+    let on_disk = database_bytes(&door.hub.data_dir);
+    assert!(!on_disk.is_empty());
+    assert!(
+        !on_disk
+            .windows(MARKER.len())
+            .any(|w| w == MARKER.as_bytes()),
+        "the marker is in the database files in plaintext"
+    );
+
+    // Bad values change nothing; turning bodies off keeps none for new calls.
+    for bad in [
+        json!({"keep_bodies_days": 3}),
+        json!({"keep_requests_days": 0}),
+        json!({"nope": 1}),
+    ] {
+        let res = client()
+            .patch(door.hub.url("/api/v1/settings"))
+            .header("cookie", &door.cookie)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    let off = door
+        .api(
+            "PATCH",
+            "/api/v1/settings",
+            json!({"keep_bodies_days": 0, "keep_requests_days": 30}),
+        )
+        .await;
+    assert_eq!(
+        off,
+        json!({"keep_bodies_days": 0, "keep_requests_days": 30})
+    );
+    assert_eq!(call(&door, 0, &[]).await, 200);
+    let newest = &requests(&door, "").await["data"][0];
+    let detail = door
+        .api(
+            "GET",
+            &format!("/api/v1/usage/requests/{}", newest["id"]),
+            Value::Null,
+        )
+        .await;
+    assert!(detail.get("bodies").is_none(), "{detail}");
+
+    // Locked, nothing is shown.
+    door.api("POST", "/api/v1/lock", json!({})).await;
+    let res = get(&door, &format!("/api/v1/usage/requests/{}", rows[0]["id"])).await;
+    assert!(res.status().is_client_error() || res.status().is_server_error());
+    assert!(!res.text().await.unwrap().contains(MARKER));
+}

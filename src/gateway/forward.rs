@@ -109,7 +109,7 @@ impl Gateway {
             }
         };
         let metered = api.meter_body(&admitted.info, &body);
-        let ctx = Context::new(self.clone(), admitted, status, ttfb);
+        let ctx = Context::new(self.clone(), admitted, status, ttfb).with_response(&body);
         ctx.finish(metered, None).await;
         Outgoing {
             status,
@@ -132,13 +132,14 @@ impl Gateway {
         let api = admitted.gate.api;
         let meter = (admitted.info.endpoint != Endpoint::Other)
             .then(|| api.stream_meter(&admitted.info, hide_usage));
-        let relay = Relay {
+        let mut relay = Relay {
             meter,
             max_event_bytes: self.inner.limits.max_stream_event_bytes,
             oversize_event: api.stream_error_event(
                 Refusal::UpstreamConnectionFailed,
                 &too_large_message(self.inner.limits.max_stream_event_bytes, "event"),
             ),
+            capture: None,
         };
         let ttfb = admitted.gate.started.elapsed();
         let upstream = response.bytes_stream().map(|r| {
@@ -151,6 +152,7 @@ impl Gateway {
             })
         });
         let ctx = Context::new(self.clone(), admitted, status, ttfb);
+        relay.capture = ctx.keeps_bodies().then_some(crate::hub::BODY_CAP);
         let body = stream::metered(upstream, relay, Box::new(ctx));
         Outgoing {
             status,
@@ -205,6 +207,7 @@ impl Gateway {
         }
         let ttfb = admitted.gate.started.elapsed();
         Context::new(self.clone(), admitted, status, ttfb)
+            .with_response(&body)
             .finish(None, Some(code))
             .await;
         let headers = if headers.is_empty() {

@@ -4,16 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::admit::{Admitted, Known};
 use super::limits::{BudgetHold, TokenReservation};
-use super::stream::{Finish, Finishing};
+use super::stream::{Finish, Finishing, StreamEnd};
 use super::writer::Job;
 use super::{Gateway, MAX_MODEL_BYTES, Outgoing};
 use crate::catalog::Model;
 use crate::catalog::cost::cost;
-use crate::hub::Route;
+use crate::hub::{CapturedBodies, Route};
 use crate::ledger::{BilledTo, Hold, Surface, UsageRecord};
 use crate::providers::{Endpoint, Metered, Provider, Trouble};
 use crate::store::Outcome;
@@ -40,6 +41,9 @@ pub(super) struct Context {
     hold: Option<Hold>,
     budget: Option<BudgetHold>,
     tokens: Option<TokenReservation>,
+    /// What the app sent and got back, when bodies are kept: each capped, and whether cut.
+    request: Option<(Bytes, bool)>,
+    response: Option<(Bytes, bool)>,
     surface: Surface,
     started_at: DateTime<Utc>,
     started: Instant,
@@ -56,8 +60,12 @@ impl Context {
             hold,
             budget,
             tokens,
-            body: _,
+            body,
         } = admitted;
+        let request = gateway
+            .hub()
+            .keeps_bodies()
+            .then(|| CapturedBodies::capped(&body.bytes));
         Context {
             gateway,
             app_id: gate.app.id.clone(),
@@ -76,8 +84,23 @@ impl Context {
             hold,
             budget,
             tokens,
+            request,
+            response: None,
             ttfb,
         }
+    }
+
+    /// Whether the record keeps bodies (so the caller should hand over the answer's).
+    pub fn keeps_bodies(&self) -> bool {
+        self.request.is_some()
+    }
+
+    /// The answer as the app got it, kept with the record when bodies are kept.
+    pub fn with_response(mut self, body: &[u8]) -> Context {
+        if self.keeps_bodies() {
+            self.response = Some(CapturedBodies::capped(body));
+        }
+        self
     }
 
     /// Builds the usage record, prices it, and writes it durably before returning.
@@ -111,7 +134,17 @@ impl Context {
             usage.input_tokens.saturating_add(usage.output_tokens),
         );
         let endpoint = endpoint_name(self.endpoint, &self.path);
+        let bodies = self.request.map(|(request, request_truncated)| {
+            let (response, response_truncated) = self.response.unwrap_or_default();
+            CapturedBodies {
+                request,
+                response,
+                request_truncated,
+                response_truncated,
+            }
+        });
         Job {
+            bodies,
             usage: UsageRecord {
                 id: 0,
                 started_at: self.started_at,
@@ -178,6 +211,7 @@ impl Gateway {
         };
         let job = Job {
             usage,
+            bodies: None,
             hold: None,
             budget: None,
             done: None,
@@ -197,13 +231,15 @@ fn endpoint_name(endpoint: Endpoint, path: &str) -> String {
 }
 
 impl Finish for Context {
-    fn finish(self: Box<Self>, metered: Option<Metered>, error: Option<String>) -> Finishing {
-        Box::pin((*self).finish(metered, error))
+    fn finish(mut self: Box<Self>, end: StreamEnd) -> Finishing {
+        self.response = end.captured;
+        Box::pin((*self).finish(end.metered, end.error))
     }
 
-    fn finish_later(self: Box<Self>, metered: Option<Metered>, error: Option<String>) {
+    fn finish_later(mut self: Box<Self>, end: StreamEnd) {
+        self.response = end.captured;
         let writer = self.gateway.inner.writer.clone();
-        writer.record_later(self.into_job(metered, error));
+        writer.record_later(self.into_job(end.metered, end.error));
     }
 }
 

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
 use crate::providers::{Metered, StreamMeter};
@@ -33,12 +33,20 @@ impl Cut {
 
 pub type Finishing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// How a relayed stream ended: its usage, an error code, and what was relayed (when asked).
+pub struct StreamEnd {
+    pub metered: Option<Metered>,
+    pub error: Option<String>,
+    /// The bytes sent to the app, up to the capture cap, and whether they were cut.
+    pub captured: Option<(Bytes, bool)>,
+}
+
 /// What happens with the usage once the stream is over.
 pub trait Finish: Send + 'static {
     /// The stream reached its end (or was cut): record, and let the app's response end after.
-    fn finish(self: Box<Self>, metered: Option<Metered>, error: Option<String>) -> Finishing;
+    fn finish(self: Box<Self>, end: StreamEnd) -> Finishing;
     /// The app went away: record without anyone waiting.
-    fn finish_later(self: Box<Self>, metered: Option<Metered>, error: Option<String>);
+    fn finish_later(self: Box<Self>, end: StreamEnd);
 }
 
 /// The bounds and the error event of one relayed stream.
@@ -49,6 +57,8 @@ pub struct Relay {
     pub max_event_bytes: usize,
     /// Sent to the app in place of an oversize event, in the provider's own stream framing.
     pub oversize_event: Bytes,
+    /// Keep a copy of up to this many relayed bytes for the record (`None`: keep nothing).
+    pub capture: Option<usize>,
 }
 
 /// Wraps an upstream body into the body sent to the app.
@@ -65,6 +75,11 @@ where
         live: Some((relay.meter, finish)),
         max_event_bytes: relay.max_event_bytes,
         oversize_event: Some(relay.oversize_event),
+        capture: relay.capture.map(|cap| Capture {
+            bytes: BytesMut::new(),
+            cap,
+            cut: false,
+        }),
         finishing: None,
         tail: None,
         end_with_error: false,
@@ -77,6 +92,7 @@ struct MeteredStream<S> {
     live: Option<(Option<StreamMeter>, Box<dyn Finish>)>,
     max_event_bytes: usize,
     oversize_event: Option<Bytes>,
+    capture: Option<Capture>,
     /// The commit of the usage record, once the upstream has ended.
     finishing: Option<Finishing>,
     /// Bytes sent after the commit: what the meter held back, or the oversize error event.
@@ -84,7 +100,33 @@ struct MeteredStream<S> {
     end_with_error: bool,
 }
 
+/// A copy of what was relayed, up to a cap.
+struct Capture {
+    bytes: BytesMut,
+    cap: usize,
+    cut: bool,
+}
+
+impl Capture {
+    fn keep(&mut self, chunk: &[u8]) {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        if chunk.len() > room {
+            self.cut = true;
+        }
+        self.bytes
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+}
+
 impl<S> MeteredStream<S> {
+    fn end(&mut self, metered: Option<Metered>, error: Option<String>) -> StreamEnd {
+        StreamEnd {
+            metered,
+            error,
+            captured: self.capture.take().map(|c| (c.bytes.freeze(), c.cut)),
+        }
+    }
+
     /// Starts recording once the upstream ended (cleanly or not).
     fn begin_finish(&mut self, error: Option<String>) {
         let Some((meter, finish)) = self.live.take() else {
@@ -102,7 +144,8 @@ impl<S> MeteredStream<S> {
             Some(m) if !m.complete => Some("stream_incomplete".to_string()),
             _ => None,
         });
-        self.finishing = Some(finish.finish(metered, error));
+        let end = self.end(metered, error);
+        self.finishing = Some(finish.finish(end));
     }
 
     /// An event grew past the cap: stop reading, record, and tell the app in its own terms.
@@ -113,7 +156,8 @@ impl<S> MeteredStream<S> {
         );
         if let Some((meter, finish)) = self.live.take() {
             let metered = meter.map(StreamMeter::finish);
-            self.finishing = Some(finish.finish(metered, Some("upstream_too_large".into())));
+            let end = self.end(metered, Some("upstream_too_large".into()));
+            self.finishing = Some(finish.finish(end));
         }
         self.tail = self.oversize_event.take();
     }
@@ -164,6 +208,9 @@ where
                         continue;
                     }
                     if !out.is_empty() {
+                        if let Some(capture) = self.capture.as_mut() {
+                            capture.keep(&out);
+                        }
                         return Poll::Ready(Some(Ok(out)));
                     }
                 }
@@ -183,7 +230,8 @@ impl<S> Drop for MeteredStream<S> {
     fn drop(&mut self) {
         if let Some((meter, finish)) = self.live.take() {
             let metered = meter.map(StreamMeter::finish);
-            finish.finish_later(metered, Some("client_disconnected".to_string()));
+            let end = self.end(metered, Some("client_disconnected".to_string()));
+            finish.finish_later(end);
         }
     }
 }
@@ -204,12 +252,12 @@ mod tests {
     struct Probe(Seen);
 
     impl Finish for Probe {
-        fn finish(self: Box<Self>, metered: Option<Metered>, error: Option<String>) -> Finishing {
-            self.0.lock().unwrap().push((metered, error, true));
+        fn finish(self: Box<Self>, end: StreamEnd) -> Finishing {
+            self.0.lock().unwrap().push((end.metered, end.error, true));
             Box::pin(async {})
         }
-        fn finish_later(self: Box<Self>, metered: Option<Metered>, error: Option<String>) {
-            self.0.lock().unwrap().push((metered, error, false));
+        fn finish_later(self: Box<Self>, end: StreamEnd) {
+            self.0.lock().unwrap().push((end.metered, end.error, false));
         }
     }
 
@@ -232,6 +280,7 @@ mod tests {
             meter: Some(api.stream_meter(info, hide)),
             max_event_bytes: max,
             oversize_event: Bytes::from_static(b"data: {\"error\":\"too large\"}\n\n"),
+            capture: None,
         }
     }
 
@@ -373,6 +422,7 @@ mod tests {
             meter: None,
             max_event_bytes: 1,
             oversize_event: Bytes::new(),
+            capture: None,
         };
         let (got, seen) = run(vec![ok("abc"), ok("def")], relay).await;
         assert_eq!(text(&got), "abcdef");

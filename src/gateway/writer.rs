@@ -8,7 +8,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::limits::{BudgetHold, Budgets};
-use crate::hub::UsageBook;
+use crate::hub::{CapturedBodies, UsageBook};
 use crate::ledger::{Hold, UsageRecord};
 use crate::money::MicroUsd;
 
@@ -17,6 +17,8 @@ const MAX_BATCH: usize = 512;
 /// One record to write, with the holds it settles.
 pub struct Job {
     pub usage: UsageRecord,
+    /// The call's bodies, when they are kept; sealed as they are written.
+    pub bodies: Option<CapturedBodies>,
     pub hold: Option<Hold>,
     pub budget: Option<BudgetHold>,
     pub done: Option<oneshot::Sender<()>>,
@@ -75,9 +77,12 @@ fn run(book: &UsageBook, budgets: &Budgets, mut rx: mpsc::UnboundedReceiver<Job>
     tracing::debug!("usage writer stopped");
 }
 
-fn write_batch(book: &UsageBook, budgets: &Budgets, batch: Vec<Job>) {
-    let records: Vec<UsageRecord> = batch.iter().map(|j| j.usage.clone()).collect();
-    let ok = match book.commit(&records) {
+fn write_batch(book: &UsageBook, budgets: &Budgets, mut batch: Vec<Job>) {
+    let (records, bodies): (Vec<UsageRecord>, Vec<Option<CapturedBodies>>) = batch
+        .iter_mut()
+        .map(|j| (j.usage.clone(), j.bodies.take()))
+        .unzip();
+    let ok = match book.commit(&records, &bodies) {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, records = batch.len(), "usage records could not be written");

@@ -5,6 +5,7 @@ mod auth;
 pub mod connections;
 mod credits;
 mod error;
+mod keep;
 mod routing;
 mod sessions;
 mod usage;
@@ -20,12 +21,16 @@ use crate::vault::UnlockedVault;
 pub use auth::{MIN_PASSPHRASE_LEN, Status};
 pub use credits::{CreditSummary, MAX_NOTE_CHARS, MAX_TOP_UP};
 pub use error::{HubError, ceil_secs};
+pub use keep::{BODY_CAP, CapturedBodies, KeepChange, KeepSettings, OpenedBodies};
 pub use routing::{AppGate, Route, UsageBook};
 pub use sessions::{Session, SessionId};
 pub use usage::{
     FilterParams, MAX_PAGE, ModelReach, RequestDetail, Timings, UsagePage, csv_header, csv_line,
     last_days, month_to_date, parse_group_by, parse_range, parse_usage_filter, today,
 };
+
+/// The unlocked vault, or `None` while locked.
+pub(crate) type VaultSlot = Arc<RwLock<Option<Arc<UnlockedVault>>>>;
 
 /// Shared state of a running Hub. Cheap to clone (everything is behind `Arc`).
 #[derive(Clone)]
@@ -37,7 +42,10 @@ struct Inner {
     config: Config,
     store: Arc<Store>,
     catalog: &'static Catalog,
-    vault: RwLock<Option<Arc<UnlockedVault>>>,
+    /// Shared with the usage writer, which seals kept bodies with it.
+    vault: VaultSlot,
+    keep_bodies_days: std::sync::atomic::AtomicU32,
+    keep_requests_days: std::sync::atomic::AtomicI64,
     sessions: sessions::Sessions,
     throttle: auth::UnlockThrottle,
     credits: Credits,
@@ -63,7 +71,9 @@ impl Hub {
                 config,
                 store,
                 catalog,
-                vault: RwLock::new(None),
+                vault: Arc::new(RwLock::new(None)),
+                keep_bodies_days: std::sync::atomic::AtomicU32::new(0),
+                keep_requests_days: std::sync::atomic::AtomicI64::new(-1),
                 sessions: sessions::Sessions::new(session_idle),
                 throttle: auth::UnlockThrottle::default(),
                 credits,
@@ -73,6 +83,7 @@ impl Hub {
                 demo: std::sync::Mutex::new(None),
             }),
         };
+        hub.load_keep_settings()?;
         hub.headless_unlock()?;
         Ok(hub)
     }

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use secrecy::SecretString;
 
-use super::{Hub, HubError, blocking};
+use super::{CapturedBodies, Hub, HubError, VaultSlot, blocking};
 use crate::ledger::{Credits, Hold, UsageRecord};
 use crate::money::MicroUsd;
 use crate::providers::Provider;
-use crate::store::{Outcome, Store, StoreError};
+use crate::store::{Outcome, SealedBodies, Store, StoreError};
 
 /// An app as the gateway checks it: the hash of its key secret, its bindings and limits.
 #[derive(Debug, Clone)]
@@ -52,16 +52,30 @@ pub struct Route {
     pub failing: AtomicBool,
 }
 
-/// Where usage records are committed and credit holds settled.
+/// Where usage records are committed, their bodies sealed, and credit holds settled.
 pub struct UsageBook {
     store: Arc<Store>,
     credits: Credits,
+    vault: VaultSlot,
 }
 
 impl UsageBook {
-    /// Writes the records in one transaction (the caller is the writer's own thread).
-    pub fn commit(&self, records: &[UsageRecord]) -> Result<(), HubError> {
-        self.store.insert_usage_batch(records)?;
+    /// Writes the records in one transaction (the caller is the writer's own thread), with
+    /// the bodies captured for them sealed, unless the Hub was locked meanwhile.
+    pub fn commit(
+        &self,
+        records: &[UsageRecord],
+        bodies: &[Option<CapturedBodies>],
+    ) -> Result<(), HubError> {
+        let vault = self.vault.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let sealed: Vec<Option<SealedBodies>> = match vault {
+            Some(vault) => bodies
+                .iter()
+                .map(|b| b.as_ref().map(|b| super::keep::seal(&vault, b)).transpose())
+                .collect::<Result<_, HubError>>()?,
+            None => Vec::new(),
+        };
+        self.store.insert_usage_with_bodies(records, &sealed)?;
         Ok(())
     }
 
@@ -173,6 +187,7 @@ impl Hub {
         UsageBook {
             store: self.store().clone(),
             credits: self.credits().clone(),
+            vault: self.inner.vault.clone(),
         }
     }
 }

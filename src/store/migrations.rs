@@ -154,6 +154,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE usage_records_v4 RENAME TO usage_records;
     CREATE INDEX usage_by_time ON usage_records (started_at);
     CREATE INDEX usage_by_app ON usage_records (app_id, started_at);",
+    // 5: request and response bodies, sealed with the vault's data key, kept for a while.
+    "CREATE TABLE request_bodies (
+        usage_id INTEGER PRIMARY KEY REFERENCES usage_records (id) ON DELETE CASCADE,
+        seal_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        request BLOB,
+        response BLOB,
+        request_truncated INTEGER NOT NULL DEFAULT 0,
+        response_truncated INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX request_bodies_by_time ON request_bodies (started_at);",
 ];
 
 /// The schema version this build writes.

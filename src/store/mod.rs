@@ -23,6 +23,7 @@ pub use migrations::SCHEMA_VERSION;
 pub use reports::{
     ConnectionReach, DayRange, GroupBy, LedgerEntry, MonthSpend, UsageAggregate, UsageTotals,
 };
+pub use usage::SealedBodies;
 
 pub const DB_FILE: &str = "hub.db";
 

@@ -1,11 +1,22 @@
 //! Usage records, the credit ledger and the daily rollups, written together.
 
 use rusqlite::types::{ToSql, ToSqlOutput};
-use rusqlite::{params, params_from_iter};
+use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::{Result, Store, now_rfc3339};
 use crate::ledger::{USAGE_COLUMNS, UsageRecord, UsageValue};
 use crate::money::MicroUsd;
+
+/// A call's request and response bodies as stored: sealed for the row `seal_id`, fields
+/// `request` and `response`, and whether each was cut at the cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBodies {
+    pub seal_id: String,
+    pub request: Option<Vec<u8>>,
+    pub response: Option<Vec<u8>>,
+    pub request_truncated: bool,
+    pub response_truncated: bool,
+}
 
 impl ToSql for UsageValue<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -34,11 +45,26 @@ impl Store {
     /// Writes a batch of usage records in one transaction: each row, its ledger charge when
     /// billed to credits, and the daily rollup. Returns the new row ids in order.
     pub fn insert_usage_batch(&self, records: &[UsageRecord]) -> Result<Vec<i64>> {
+        self.insert_usage_with_bodies(records, &[])
+    }
+
+    /// The same, with the sealed bodies of some records (`bodies[i]` belongs to
+    /// `records[i]`; missing entries keep none) in the same transaction.
+    pub fn insert_usage_with_bodies(
+        &self,
+        records: &[UsageRecord],
+        bodies: &[Option<SealedBodies>],
+    ) -> Result<Vec<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut ids = Vec::with_capacity(records.len());
         {
             let mut insert = tx.prepare_cached(&insert_sql())?;
+            let mut keep_bodies = tx.prepare_cached(
+                "INSERT INTO request_bodies (usage_id, seal_id, started_at, request, response,
+                    request_truncated, response_truncated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
             let mut charge = tx.prepare_cached(
                 "INSERT INTO ledger (at, kind, amount_micro_usd, note, usage_id)
                  VALUES (?1, 'charge', ?2, ?3, ?4)",
@@ -54,7 +80,7 @@ impl Store {
                     output_tokens = output_tokens + excluded.output_tokens,
                     cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd",
             )?;
-            for r in records {
+            for (i, r) in records.iter().enumerate() {
                 let started = r.started_at_text();
                 let day = r.started_at.format("%Y-%m-%d").to_string();
                 let values = r.values();
@@ -62,6 +88,17 @@ impl Store {
                     std::iter::once(UsageValue::Text(&day)).chain(values.into_iter().skip(1)),
                 ))?;
                 let id = tx.last_insert_rowid();
+                if let Some(Some(b)) = bodies.get(i) {
+                    keep_bodies.execute(params![
+                        id,
+                        b.seal_id,
+                        started,
+                        b.request,
+                        b.response,
+                        b.request_truncated,
+                        b.response_truncated
+                    ])?;
+                }
                 let amount = r.charge();
                 if amount > MicroUsd::ZERO {
                     let note = format!(
@@ -87,6 +124,54 @@ impl Store {
         }
         tx.commit()?;
         Ok(ids)
+    }
+
+    /// The sealed bodies of usage record `usage_id`, if they were kept.
+    pub fn request_bodies(&self, usage_id: i64) -> Result<Option<SealedBodies>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT seal_id, request, response, request_truncated, response_truncated
+                 FROM request_bodies WHERE usage_id = ?1",
+                [usage_id],
+                |r| {
+                    Ok(SealedBodies {
+                        seal_id: r.get(0)?,
+                        request: r.get(1)?,
+                        response: r.get(2)?,
+                        request_truncated: r.get(3)?,
+                        response_truncated: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Deletes bodies of calls that started before `cutoff` (RFC 3339); returns how many.
+    pub fn delete_bodies_before(&self, cutoff: &str) -> Result<usize> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM request_bodies WHERE started_at < ?1", [cutoff])?)
+    }
+
+    /// Deletes usage records (and their bodies) that started before `cutoff`. The daily
+    /// totals and the ledger stay as they are: ledger lines only lose their link to the row.
+    pub fn delete_usage_before(&self, cutoff: &str) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE ledger SET usage_id = NULL WHERE usage_id IN
+                (SELECT id FROM usage_records WHERE started_at < ?1)",
+            [cutoff],
+        )?;
+        tx.execute(
+            "DELETE FROM request_bodies WHERE usage_id IN
+                (SELECT id FROM usage_records WHERE started_at < ?1)",
+            [cutoff],
+        )?;
+        let deleted = tx.execute("DELETE FROM usage_records WHERE started_at < ?1", [cutoff])?;
+        tx.commit()?;
+        Ok(deleted)
     }
 
     /// The credit balance: the sum of the append-only ledger.

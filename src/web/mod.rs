@@ -69,6 +69,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/usage", web::get().to(usage::api::usage))
                 .route("/usage/requests", web::get().to(usage::api::requests))
                 .route("/usage/requests/{id}", web::get().to(usage::api::request))
+                .route("/settings", web::get().to(usage::api::settings))
+                .route("/settings", web::patch().to(usage::api::change_settings))
                 .route("/usage.csv", web::get().to(usage::api::usage_csv))
                 .route("/models", web::get().to(models::list))
                 .route("/playground", web::post().to(playground::stream)),

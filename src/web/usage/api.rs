@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::PageQuery;
 use crate::gateway::Gateway;
-use crate::hub::{FilterParams, Hub, HubError, csv_header, parse_group_by, parse_range, today};
+use crate::hub::{
+    FilterParams, Hub, HubError, KeepChange, csv_header, parse_group_by, parse_range, today,
+};
 use crate::ledger::UsageRecord;
 use crate::money::MicroUsd;
 use crate::store::{GroupBy, LedgerEntry, UsageAggregate, UsageFilter};
@@ -133,8 +135,30 @@ pub async fn request(
         .parse()
         .map_err(|_| HubError::bad_input("id", "A request id is a whole number."))?;
     let h = hub.clone();
-    let detail = blocking(move || h.usage_request(id)).await?;
-    Ok(HttpResponse::Ok().json(detail))
+    let (detail, bodies) =
+        blocking(move || Ok((h.usage_request(id)?, h.request_bodies(id)?))).await?;
+    let mut body = json!(detail);
+    if let Some(bodies) = bodies {
+        body["bodies"] = json!(bodies);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// How long request bodies and rows are kept.
+pub async fn settings(hub: web::Data<Hub>, _session: ApiSession) -> HttpResponse {
+    HttpResponse::Ok().json(hub.keep_settings())
+}
+
+/// Changes how long request bodies and rows are kept.
+pub async fn change_settings(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    change: web::Json<KeepChange>,
+) -> Result<HttpResponse, ApiError> {
+    let h = hub.clone();
+    let change = change.into_inner();
+    let settings = blocking(move || h.change_keep_settings(change)).await?;
+    Ok(HttpResponse::Ok().json(settings))
 }
 
 /// Where the CSV export is: the header, then chunks of rows, then the end.

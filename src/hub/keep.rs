@@ -1,0 +1,204 @@
+//! What the Hub keeps of each request, and for how long: request and response bodies, sealed
+//! with the vault's data key (off, or a number of days), and request rows (a number of days,
+//! or forever). A sweep deletes what is past its age; daily totals, month spend and the
+//! credit ledger are never touched by it.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use chrono::{DateTime, Days, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Hub, HubError};
+use crate::store::SealedBodies;
+
+/// The most of one body that is kept; longer ones are cut and marked.
+pub const BODY_CAP: usize = 1024 * 1024;
+/// The body retention choices offered (days; 0 is off).
+pub const BODY_DAYS: [u32; 4] = [0, 1, 7, 30];
+const DEFAULT_BODY_DAYS: u32 = 7;
+/// Longest request retention accepted, in days.
+const MAX_REQUEST_DAYS: u32 = 3650;
+/// Stands for "keep request rows forever" in memory.
+const FOREVER: i64 = -1;
+
+const BODY_SETTING: &str = "keep_bodies_days";
+const REQUEST_SETTING: &str = "keep_requests_days";
+
+/// How long bodies and request rows are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KeepSettings {
+    /// 0 = bodies are not kept.
+    pub keep_bodies_days: u32,
+    /// `None` = request rows are kept forever.
+    pub keep_requests_days: Option<u32>,
+}
+
+/// A change to [`KeepSettings`]; absent fields stay, `keep_requests_days: null` means forever.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepChange {
+    pub keep_bodies_days: Option<u32>,
+    #[serde(default, deserialize_with = "some_or_null")]
+    pub keep_requests_days: Option<Option<u32>>,
+}
+
+fn some_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+/// A call's bodies as the gateway saw them, each cut at [`BODY_CAP`].
+#[derive(Debug, Clone, Default)]
+pub struct CapturedBodies {
+    pub request: Bytes,
+    pub response: Bytes,
+    pub request_truncated: bool,
+    pub response_truncated: bool,
+}
+
+impl CapturedBodies {
+    /// At most [`BODY_CAP`] of `bytes`, copied, and whether it was cut.
+    pub fn capped(bytes: &[u8]) -> (Bytes, bool) {
+        let cut = bytes.len() > BODY_CAP;
+        (
+            Bytes::copy_from_slice(&bytes[..bytes.len().min(BODY_CAP)]),
+            cut,
+        )
+    }
+}
+
+/// A call's bodies opened for its page, as text.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenedBodies {
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub request_truncated: bool,
+    pub response_truncated: bool,
+}
+
+impl Hub {
+    pub(super) fn load_keep_settings(&self) -> Result<(), HubError> {
+        let bodies = match self.store().setting(BODY_SETTING)? {
+            Some(v) => v.parse().unwrap_or(DEFAULT_BODY_DAYS),
+            None => DEFAULT_BODY_DAYS,
+        };
+        let requests = match self.store().setting(REQUEST_SETTING)? {
+            Some(v) => v.parse().unwrap_or(FOREVER),
+            None => FOREVER,
+        };
+        self.inner.keep_bodies_days.store(bodies, Ordering::Relaxed);
+        self.inner
+            .keep_requests_days
+            .store(requests, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn keep_settings(&self) -> KeepSettings {
+        let requests = self.inner.keep_requests_days.load(Ordering::Relaxed);
+        KeepSettings {
+            keep_bodies_days: self.inner.keep_bodies_days.load(Ordering::Relaxed),
+            keep_requests_days: u32::try_from(requests).ok(),
+        }
+    }
+
+    /// Whether the gateway should capture bodies now (cheap: one atomic load).
+    pub fn keeps_bodies(&self) -> bool {
+        self.inner.keep_bodies_days.load(Ordering::Relaxed) > 0
+    }
+
+    /// Changes how long things are kept; bad values change nothing.
+    pub fn change_keep_settings(&self, change: KeepChange) -> Result<KeepSettings, HubError> {
+        if let Some(days) = change.keep_bodies_days {
+            if !BODY_DAYS.contains(&days) {
+                return Err(HubError::bad_input(
+                    "keep_bodies_days",
+                    "Keep bodies for 0 (off), 1, 7 or 30 days.",
+                ));
+            }
+        }
+        if let Some(Some(days)) = change.keep_requests_days {
+            if !(1..=MAX_REQUEST_DAYS).contains(&days) {
+                return Err(HubError::bad_input(
+                    "keep_requests_days",
+                    format!("Keep requests for 1 to {MAX_REQUEST_DAYS} days, or null for ever."),
+                ));
+            }
+        }
+        if let Some(days) = change.keep_bodies_days {
+            self.store().set_setting(BODY_SETTING, &days.to_string())?;
+        }
+        if let Some(days) = change.keep_requests_days {
+            let stored = days.map_or(FOREVER, i64::from);
+            self.store()
+                .set_setting(REQUEST_SETTING, &stored.to_string())?;
+        }
+        self.load_keep_settings()?;
+        Ok(self.keep_settings())
+    }
+
+    /// Deletes bodies and request rows past their age at `now`: (bodies, rows) deleted.
+    pub fn apply_retention(&self, now: DateTime<Utc>) -> Result<(usize, usize), HubError> {
+        let keep = self.keep_settings();
+        let cutoff = |days: u32| {
+            now.checked_sub_days(Days::new(u64::from(days)))
+                .unwrap_or(now)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let bodies = self
+            .store()
+            .delete_bodies_before(&cutoff(keep.keep_bodies_days))?;
+        let rows = match keep.keep_requests_days {
+            Some(days) => self.store().delete_usage_before(&cutoff(days))?,
+            None => 0,
+        };
+        if bodies + rows > 0 {
+            self.store().checkpoint_truncate()?;
+        }
+        Ok((bodies, rows))
+    }
+
+    /// The kept bodies of request `id`, opened; `None` when none were kept. `Locked` while
+    /// the vault is.
+    pub fn request_bodies(&self, id: i64) -> Result<Option<OpenedBodies>, HubError> {
+        let Some(sealed) = self.store().request_bodies(id)? else {
+            return Ok(None);
+        };
+        let vault = self.vault()?;
+        let open = |field: &str, bytes: &Option<Vec<u8>>| -> Result<Option<String>, HubError> {
+            bytes
+                .as_ref()
+                .map(|b| {
+                    let plain = vault.open(&sealed.seal_id, field, b)?;
+                    Ok(String::from_utf8_lossy(&plain).into_owned())
+                })
+                .transpose()
+        };
+        Ok(Some(OpenedBodies {
+            request: open("request", &sealed.request)?,
+            response: open("response", &sealed.response)?,
+            request_truncated: sealed.request_truncated,
+            response_truncated: sealed.response_truncated,
+        }))
+    }
+}
+
+/// Seals captured bodies for storage under a fresh random row id.
+pub(super) fn seal(
+    vault: &crate::vault::UnlockedVault,
+    captured: &CapturedBodies,
+) -> Result<SealedBodies, HubError> {
+    let seal_id = hex::encode(crate::vault::random_array::<16>()?);
+    let seal_field = |field: &str, bytes: &Bytes| -> Result<Option<Vec<u8>>, HubError> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(vault.seal(&seal_id, field, bytes)?))
+    };
+    Ok(SealedBodies {
+        request: seal_field("request", &captured.request)?,
+        response: seal_field("response", &captured.response)?,
+        request_truncated: captured.request_truncated,
+        response_truncated: captured.response_truncated,
+        seal_id,
+    })
+}
