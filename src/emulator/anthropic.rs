@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 
 use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt, Rng};
-use super::{ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json};
+use super::tools::{self, Call, Choice, Tool, Turn};
+use super::{
+    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json, schema,
+};
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
 
@@ -240,7 +243,8 @@ fn messages_prompt(body: &Value) -> Result<Prompt, ApiError> {
     for message in messages {
         prompt.add_message();
         let text = prompt.add_content(&message["content"]);
-        if message["role"] == "user" {
+        prompt.tool_results = tool_results(&message["content"]);
+        if message["role"] == "user" && prompt.tool_results.is_empty() {
             prompt.last_user = text;
         }
     }
@@ -248,6 +252,21 @@ fn messages_prompt(body: &Value) -> Result<Prompt, ApiError> {
         prompt.add_text(&tools.to_string());
     }
     Ok(prompt)
+}
+
+/// The text of each `tool_result` block in a message's content.
+fn tool_results(content: &Value) -> Vec<String> {
+    let Some(blocks) = content.as_array() else {
+        return Vec::new();
+    };
+    blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            let mut scratch = Prompt::default();
+            scratch.add_content(&b["content"])
+        })
+        .collect()
 }
 
 /// A content block of the answer.
@@ -320,39 +339,92 @@ impl Block {
     }
 }
 
-/// The tool the prompt asks for: forced by `tool_choice`, named in the last user turn, or the
-/// first tool when the prompt says "use the … tool". None after a tool result.
-fn requested_tool<'a>(body: &'a Value, last_user: &str) -> Option<&'a Value> {
-    let tools = body
-        .get("tools")
-        .and_then(Value::as_array)
-        .filter(|t| !t.is_empty())?;
-    let choice = &body["tool_choice"];
-    match choice["type"].as_str() {
-        Some("none") => return None,
-        Some("tool") => return tools.iter().find(|t| t["name"] == choice["name"]),
-        _ => {}
-    }
-    if last_turn_is_tool_result(body) {
-        return None;
-    }
-    let prompt = last_user.to_lowercase();
-    let named = tools.iter().find(|t| {
-        t["name"].as_str().is_some_and(|n| {
-            let n = n.to_lowercase();
-            prompt.contains(&n) || prompt.contains(&n.replace('_', " "))
+/// The custom tools of a request (server tools such as web search have no input schema).
+fn offered_tools(body: &Value) -> Vec<Tool<'_>> {
+    let Some(tools) = body.get("tools").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    tools
+        .iter()
+        .filter(|t| t.get("input_schema").is_some())
+        .filter_map(|t| {
+            Some(Tool {
+                name: t["name"].as_str()?,
+                description: t["description"].as_str().unwrap_or(""),
+                parameters: t.get("input_schema"),
+            })
         })
-    });
-    let asked_for_a_tool = prompt.contains("use the") && prompt.contains("tool");
-    named.or_else(|| (asked_for_a_tool || choice["type"] == "any").then(|| &tools[0]))
+        .collect()
 }
 
-fn last_turn_is_tool_result(body: &Value) -> bool {
-    body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_array())
-        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+/// `tool_choice`, checked like the real API: a named tool must exist, and thinking allows
+/// only `auto` and `none`.
+fn tool_choice<'a>(body: &'a Value, tools: &[Tool]) -> Result<Choice<'a>, ApiError> {
+    let choice = &body["tool_choice"];
+    let picked = match choice["type"].as_str() {
+        None | Some("auto") => Choice::Auto,
+        Some("none") => Choice::None,
+        Some("any") => Choice::Required,
+        Some("tool") => {
+            let name = choice["name"].as_str().ok_or_else(|| {
+                ApiError::BadRequest("tool_choice.tool.name: Field required".into())
+            })?;
+            if !tools.iter().any(|t| t.name == name) {
+                return Err(ApiError::BadRequest(format!(
+                    "tool_choice.name: Tool '{name}' not found in provided tools"
+                )));
+            }
+            Choice::Named(name)
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "tool_choice.type: Input tag '{other}' found using 'type' does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"
+            )));
+        }
+    };
+    let forced = matches!(picked, Choice::Required | Choice::Named(_));
+    if forced && body["thinking"]["type"] == "enabled" {
+        return Err(ApiError::BadRequest(
+            "Thinking may not be enabled when tool_choice forces tool use.".into(),
+        ));
+    }
+    Ok(picked)
+}
+
+/// The calls the answer makes, and whether the choice forced them (then no text comes first).
+fn plan_calls(body: &Value, prompt: &Prompt) -> Result<(Vec<Call>, bool), ApiError> {
+    let tools = offered_tools(body);
+    let choice = tool_choice(body, &tools)?;
+    let forced = matches!(choice, Choice::Required | Choice::Named(_));
+    let calls = tools::plan(&Turn {
+        tools,
+        choice,
+        allowed: None,
+        parallel: body["tool_choice"]["disable_parallel_tool_use"] != true,
+        last_user: &prompt.last_user,
+        after_tool_result: prompt.after_tool_result(),
+    });
+    Ok((calls, forced))
+}
+
+/// The JSON schema structured output asks for: `output_config.format` or the older beta
+/// `output_format`.
+fn output_schema(body: &Value) -> Option<&Value> {
+    [&body["output_config"]["format"], &body["output_format"]]
+        .into_iter()
+        .find(|f| f["type"] == "json_schema")
+        .map(|f| &f["schema"])
+}
+
+/// The text of the answer: structured JSON, a reply that uses tool results, or prose.
+fn answer_text(body: &Value, model: &Model, prompt: &Prompt, seed: u64) -> String {
+    if let Some(schema) = output_schema(body) {
+        schema::sample(schema, &text::salient_name(&prompt.last_user)).to_string()
+    } else if prompt.after_tool_result() {
+        tools::answer_with_results(&prompt.tool_results)
+    } else {
+        text::reply(&model.display_name, &prompt.last_user, seed)
+    }
 }
 
 /// The thinking budget asked for, checked like the real API.
@@ -403,37 +475,36 @@ fn compose(
         left -= block.tokens();
         blocks.push(block);
     }
-    let tool = requested_tool(body, &prompt.last_user);
-    let full = match tool {
-        Some(t) => format!(
-            "I'll use the {} tool for that.",
-            t["name"].as_str().unwrap_or("requested")
-        ),
-        None => text::reply(&model.display_name, &prompt.last_user, seed),
+    let (calls, forced) = plan_calls(body, prompt)?;
+    let full = match calls.first() {
+        Some(_) if forced => String::new(),
+        Some(first) => format!("I'll use the {} tool for that.", first.name),
+        None => answer_text(body, model, prompt, seed),
     };
     let (visible, truncated) = text::truncate_tokens(&full, left);
-    let text_block = Block::Text(visible.to_string());
-    left -= text_block.tokens();
-    blocks.push(text_block);
+    if !visible.is_empty() || calls.is_empty() {
+        let text_block = Block::Text(visible.to_string());
+        left -= text_block.tokens();
+        blocks.push(text_block);
+    }
     if truncated {
         return Ok((blocks, "max_tokens"));
     }
-    let Some(tool) = tool else {
+    if calls.is_empty() {
         return Ok((blocks, "end_turn"));
-    };
-    let input = text::example_for_schema(
-        &tool["input_schema"],
-        &text::salient_name(&prompt.last_user),
-    );
-    let call = Block::ToolUse {
-        id: cx.ids.next("toolu_01", 22),
-        name: tool["name"].as_str().unwrap_or_default().to_string(),
-        input,
-    };
-    if call.tokens() > left {
-        return Ok((blocks, "max_tokens"));
     }
-    blocks.push(call);
+    for call in calls {
+        let block = Block::ToolUse {
+            id: cx.ids.next("toolu_01", 22),
+            name: call.name,
+            input: call.arguments,
+        };
+        if block.tokens() > left {
+            return Ok((blocks, "max_tokens"));
+        }
+        left -= block.tokens();
+        blocks.push(block);
+    }
     Ok((blocks, "tool_use"))
 }
 
@@ -558,23 +629,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tools_are_found_by_name_or_request() {
-        let body = json!({"tools": [{"name": "get_weather"}, {"name": "lookup"}], "messages": []});
-        assert_eq!(
-            requested_tool(&body, "What's the weather? call get_weather").unwrap()["name"],
-            "get_weather"
+    fn forced_tools_come_without_text_and_results_get_text() {
+        let tool = json!({"name": "get_weather", "description": "Weather for a city", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}});
+        let body = |choice: Value, content: Value| json!({"tools": [tool], "tool_choice": choice, "messages": [{"role": "user", "content": content}]});
+        let forced = body(json!({"type": "any"}), json!("Hello in Oslo"));
+        let prompt = messages_prompt(&forced).unwrap();
+        let (calls, was_forced) = plan_calls(&forced, &prompt).unwrap();
+        assert!(was_forced);
+        assert_eq!(calls[0].arguments, json!({"city": "Oslo"}));
+        let results = body(
+            json!({"type": "any"}),
+            json!([{"type": "tool_result", "tool_use_id": "t", "content": "4 degrees"}]),
         );
-        assert_eq!(
-            requested_tool(&body, "please use the lookup tool").unwrap()["name"],
-            "lookup"
-        );
-        assert_eq!(
-            requested_tool(&body, "Please use the tool").unwrap()["name"],
-            "get_weather"
-        );
-        assert!(requested_tool(&body, "hello").is_none());
-        let forced = json!({"tools": [{"name": "a"}, {"name": "b"}], "tool_choice": {"type": "tool", "name": "b"}});
-        assert_eq!(requested_tool(&forced, "hi").unwrap()["name"], "b");
+        let prompt = messages_prompt(&results).unwrap();
+        assert_eq!(prompt.tool_results, ["4 degrees"]);
+        assert!(plan_calls(&results, &prompt).unwrap().0.is_empty());
+        let unknown = body(json!({"type": "tool", "name": "nope"}), json!("hi"));
+        assert!(plan_calls(&unknown, &messages_prompt(&unknown).unwrap()).is_err());
     }
 
     #[test]

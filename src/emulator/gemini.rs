@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 
 use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt};
-use super::{ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json};
+use super::tools::{self, Call, Choice, Tool, Turn};
+use super::{
+    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json, schema,
+};
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
 
@@ -311,7 +314,9 @@ fn contents_prompt(request: &Value) -> Result<Prompt, ApiError> {
     for content in contents {
         prompt.add_message();
         let text = prompt.add_content(&content["parts"]);
-        if content["role"].as_str().is_none_or(|r| r == "user") {
+        prompt.tool_results = function_responses(&content["parts"]);
+        let from_user = content["role"].as_str().is_none_or(|r| r == "user");
+        if from_user && prompt.tool_results.is_empty() {
             prompt.last_user = text;
         }
     }
@@ -334,37 +339,169 @@ fn thoughts(model: &Model, config: &Value, seed: u64) -> u32 {
     }
 }
 
+/// The text of each `functionResponse` part (the SDK's automatic function calling sends them
+/// without ids).
+fn function_responses(parts: &Value) -> Vec<String> {
+    let Some(parts) = parts.as_array() else {
+        return Vec::new();
+    };
+    parts
+        .iter()
+        .map(|p| field(p, "functionResponse"))
+        .filter(|r| !r.is_null())
+        .map(|r| field(r, "response").to_string())
+        .collect()
+}
+
+/// The function declarations of every tool.
+fn declarations(body: &Value) -> Vec<Tool<'_>> {
+    let Some(tools) = body.get("tools").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    tools
+        .iter()
+        .filter_map(|t| field(t, "functionDeclarations").as_array())
+        .flatten()
+        .filter_map(|d| {
+            let json_schema = field(d, "parametersJsonSchema");
+            let parameters = if json_schema.is_null() {
+                d.get("parameters")
+            } else {
+                Some(json_schema)
+            };
+            Some(Tool {
+                name: d["name"].as_str()?,
+                description: d["description"].as_str().unwrap_or(""),
+                parameters,
+            })
+        })
+        .collect()
+}
+
+/// `toolConfig.functionCallingConfig`: mode AUTO (default), ANY, NONE or VALIDATED, and the
+/// allowed names.
+fn plan_calls(body: &Value, prompt: &Prompt) -> Result<Vec<Call>, ApiError> {
+    let config = field(field(body, "toolConfig"), "functionCallingConfig");
+    let choice = match config["mode"]
+        .as_str()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("AUTO" | "VALIDATED" | "MODE_UNSPECIFIED") => Choice::Auto,
+        Some("ANY") => Choice::Required,
+        Some("NONE") => Choice::None,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid value at 'tool_config.function_calling_config.mode' (type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), \"{other}\""
+            )));
+        }
+    };
+    let allowed: Option<Vec<&str>> = field(config, "allowedFunctionNames")
+        .as_array()
+        .map(|names| names.iter().filter_map(Value::as_str).collect());
+    if allowed.is_some() && choice != Choice::Required {
+        return Err(ApiError::BadRequest(
+            "* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: allowed_function_names can only be set when mode is ANY.".into(),
+        ));
+    }
+    Ok(tools::plan(&Turn {
+        tools: declarations(body),
+        choice,
+        allowed,
+        parallel: true,
+        last_user: &prompt.last_user,
+        after_tool_result: prompt.after_tool_result(),
+    }))
+}
+
 /// One generated candidate and its counts.
 struct Candidate {
     text: String,
     truncated: bool,
     thoughts: u32,
+    calls: Vec<Call>,
+    thought_signature: Option<String>,
 }
 
-fn candidate(model: &Model, body: &Value, prompt: &Prompt, seed: u64) -> Candidate {
-    let config = &body["generationConfig"];
-    let full = if config["responseMimeType"] == "application/json" {
-        let schema = config
-            .get("responseJsonSchema")
-            .or_else(|| config.get("responseSchema"));
-        match schema {
-            Some(s) => text::example_for_schema(s, &text::salient_name(&prompt.last_user)).to_string(),
-            None => json!({"answer": text::reply(&model.display_name, &prompt.last_user, seed), "source": text::SOURCE}).to_string(),
+impl Candidate {
+    fn parts(&self, text: &str, with_calls: bool) -> Value {
+        if !with_calls || self.calls.is_empty() {
+            return json!([{"text": text}]);
         }
+        let parts: Vec<Value> = self
+            .calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut part = json!({"functionCall": {"name": c.name, "args": c.arguments}});
+                if let Some(signature) = self.thought_signature.as_ref().filter(|_| i == 0) {
+                    part["thoughtSignature"] = Value::from(signature.as_str());
+                }
+                part
+            })
+            .collect();
+        Value::Array(parts)
+    }
+
+    fn output_tokens(&self) -> u32 {
+        text::count_tokens(&self.text) + self.calls.iter().map(Call::tokens).sum::<u32>()
+    }
+}
+
+/// The structured output the config asks for, if any: JSON mode with or without a schema.
+fn json_output(config: &Value, model: &Model, prompt: &Prompt, seed: u64) -> Option<String> {
+    if field(config, "responseMimeType") != "application/json" {
+        return None;
+    }
+    let schema = [
+        field(config, "responseJsonSchema"),
+        field(config, "responseSchema"),
+    ]
+    .into_iter()
+    .find(|s| !s.is_null());
+    Some(match schema {
+        Some(s) => schema::sample(s, &text::salient_name(&prompt.last_user)).to_string(),
+        None => json!({"answer": text::reply(&model.display_name, &prompt.last_user, seed), "source": text::SOURCE}).to_string(),
+    })
+}
+
+fn candidate(
+    model: &Model,
+    body: &Value,
+    prompt: &Prompt,
+    seed: u64,
+) -> Result<Candidate, ApiError> {
+    let config = field(body, "generationConfig");
+    let calls = plan_calls(body, prompt)?;
+    let full = if !calls.is_empty() {
+        String::new()
+    } else if let Some(json) = json_output(config, model, prompt, seed) {
+        json
+    } else if prompt.after_tool_result() {
+        tools::answer_with_results(&prompt.tool_results)
     } else {
         text::reply(&model.display_name, &prompt.last_user, seed)
     };
-    let max = config["maxOutputTokens"]
+    let max = field(config, "maxOutputTokens")
         .as_u64()
         .map_or(u32::MAX, |m| m.min(u64::from(u32::MAX)) as u32);
     let wanted = thoughts(model, config, seed);
     let thoughts = wanted.min(max);
     let (visible, truncated) = text::truncate_tokens(&full, max - thoughts);
-    Candidate {
+    Ok(Candidate {
         text: visible.to_string(),
         truncated: truncated || wanted > max,
         thoughts,
-    }
+        thought_signature: (model.reasoning && !calls.is_empty()).then(|| thought_signature(seed)),
+        calls,
+    })
+}
+
+/// A stand-in for the opaque signature thinking models attach to a call.
+fn thought_signature(seed: u64) -> String {
+    let mut rng = text::Rng::new(seed ^ 0x7369_6721);
+    let bytes: Vec<u8> = (0..32).map(|_| rng.below(256) as u8).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn usage_metadata(prompt_tokens: u32, candidates_tokens: u32, thoughts: u32) -> Value {
@@ -397,11 +534,11 @@ impl GeminiApi {
         }
         let body = parse_json(req)?;
         let prompt = contents_prompt(&body)?;
-        let answer = candidate(model, &body, &prompt, text::seed_of_request(&body));
+        let answer = candidate(model, &body, &prompt, text::seed_of_request(&body))?;
         let response_id = cx.ids.next("", 23);
         let frame = |text: &str, finish: Option<&str>, candidates_tokens: u32| {
-            let mut c =
-                json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+            let parts = answer.parts(text, finish.is_some());
+            let mut c = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
             if let Some(reason) = finish {
                 c["finishReason"] = Value::from(reason);
             }
@@ -412,7 +549,7 @@ impl GeminiApi {
                 "responseId": response_id,
             })
         };
-        let total = text::count_tokens(&answer.text);
+        let total = answer.output_tokens();
         if !stream {
             return Ok(Reply::Json(json_bytes(&frame(
                 &answer.text,
@@ -431,6 +568,9 @@ impl GeminiApi {
             .enumerate()
             .map(|(i, (piece, tokens))| {
                 so_far += tokens;
+                if i == last {
+                    so_far = total;
+                }
                 let finish = (i == last).then(|| finish_reason(&answer));
                 SseEvent::data(&frame(&piece, finish, so_far), tokens)
             })

@@ -10,7 +10,9 @@ pub mod anthropic;
 pub mod faults;
 pub mod gemini;
 pub mod openai;
+pub mod schema;
 pub mod text;
+pub mod tools;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

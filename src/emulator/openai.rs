@@ -10,14 +10,18 @@ use serde_json::{Value, json};
 
 use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt};
+use super::tools::{self, Call, Choice, Tool, Turn};
 use super::{
-    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, date_to_unix, json_bytes, parse_json,
+    ApiError, Cx, EmuRequest, EmulatedApi, IdGen, Reply, SseEvent, date_to_unix, json_bytes,
+    parse_json, schema,
 };
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
 
 const SYSTEM_FINGERPRINT: &str = "fp_emulator01";
 const MAX_CHOICES: u64 = 128;
+/// Tokens per streamed piece of tool-call arguments.
+const ARGUMENT_TOKENS_PER_DELTA: usize = 4;
 
 /// The OpenAI surface, with its model list serialised once.
 pub struct OpenAiApi {
@@ -221,18 +225,132 @@ fn responses_format(body: &Value) -> Format {
     }
 }
 
-/// One generated answer: the visible text, whether it was cut, and its token counts.
+/// One generated answer: the visible text, whether it was cut, its tool calls and its token
+/// counts.
 struct Generated {
     text: String,
     truncated: bool,
     reasoning_tokens: u32,
     text_tokens: u32,
+    calls: Vec<ToolCall>,
 }
 
 impl Generated {
     fn completion_tokens(&self) -> u32 {
-        self.reasoning_tokens + self.text_tokens
+        self.reasoning_tokens
+            + self.text_tokens
+            + self.calls.iter().map(|c| c.call.tokens()).sum::<u32>()
     }
+}
+
+/// A tool call with the ids each API quotes: `call_id` for results, `item_id` for Responses
+/// output items.
+struct ToolCall {
+    call_id: String,
+    item_id: String,
+    call: Call,
+}
+
+impl ToolCall {
+    fn chat_json(&self) -> Value {
+        json!({"id": self.call_id, "type": "function", "function": {"name": self.call.name, "arguments": self.call.arguments_json()}})
+    }
+
+    fn response_item(&self, status: &str, arguments: &str) -> Value {
+        json!({"id": self.item_id, "type": "function_call", "status": status, "call_id": self.call_id, "name": self.call.name, "arguments": arguments})
+    }
+}
+
+/// The function tools of a request: nested under `function` (Chat) or flat (Responses).
+fn function_tools(body: &Value, nested: bool) -> Vec<Tool<'_>> {
+    let Some(tools) = body.get("tools").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    tools
+        .iter()
+        .filter(|t| t["type"] == "function")
+        .filter_map(|t| {
+            let f = if nested { &t["function"] } else { t };
+            Some(Tool {
+                name: f["name"].as_str()?,
+                description: f["description"].as_str().unwrap_or(""),
+                parameters: f.get("parameters"),
+            })
+        })
+        .collect()
+}
+
+/// The name a function reference carries: `{"function": {"name"}}` (Chat) or `{"name"}`.
+fn function_name(reference: &Value) -> Option<&str> {
+    reference["function"]["name"]
+        .as_str()
+        .or_else(|| reference["name"].as_str())
+}
+
+/// `tool_choice` in either API's form, checked against the offered tools.
+fn tool_choice<'a>(
+    body: &'a Value,
+    tools: &[Tool],
+) -> Result<(Choice<'a>, Option<Vec<&'a str>>), ApiError> {
+    let choice = &body["tool_choice"];
+    if !choice.is_null() && tools.is_empty() && body.get("tools").is_none() {
+        return Err(ApiError::BadRequest(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.".into(),
+        ));
+    }
+    let picked = match choice {
+        Value::Null => (Choice::Auto, None),
+        Value::String(s) => match s.as_str() {
+            "none" => (Choice::None, None),
+            "auto" => (Choice::Auto, None),
+            "required" => (Choice::Required, None),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."
+                )));
+            }
+        },
+        Value::Object(_) if choice["type"] == "allowed_tools" => {
+            let spec = choice.get("allowed_tools").unwrap_or(choice);
+            let names = spec["tools"]
+                .as_array()
+                .map(|t| t.iter().filter_map(function_name).collect());
+            let mode = if spec["mode"] == "required" {
+                Choice::Required
+            } else {
+                Choice::Auto
+            };
+            (mode, names)
+        }
+        _ => match function_name(choice) {
+            Some(name) if tools.iter().any(|t| t.name == name) => (Choice::Named(name), None),
+            Some(name) => {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid value for 'tool_choice': function '{name}' was not found in 'tools'."
+                )));
+            }
+            None => {
+                return Err(ApiError::BadRequest(
+                    "Missing required parameter: 'tool_choice.function.name'.".into(),
+                ));
+            }
+        },
+    };
+    Ok(picked)
+}
+
+/// The calls an answer makes (the same for every choice of one request).
+fn plan_calls(body: &Value, prompt: &Prompt, nested: bool) -> Result<Vec<Call>, ApiError> {
+    let tools = function_tools(body, nested);
+    let (choice, allowed) = tool_choice(body, &tools)?;
+    Ok(tools::plan(&Turn {
+        tools,
+        choice,
+        allowed,
+        parallel: body["parallel_tool_calls"] != false,
+        last_user: &prompt.last_user,
+        after_tool_result: prompt.after_tool_result(),
+    }))
 }
 
 struct Ask<'a> {
@@ -242,21 +360,41 @@ struct Ask<'a> {
     max_tokens: Option<u32>,
     effort: Option<&'a str>,
     format: &'a Format,
+    calls: &'a [Call],
 }
 
-fn generate(ask: &Ask, index: u64) -> Generated {
+/// The prose of an answer: one that uses the tool results when they came back.
+fn prose(ask: &Ask, seed: u64) -> String {
+    if ask.prompt.after_tool_result() {
+        tools::answer_with_results(&ask.prompt.tool_results)
+    } else {
+        text::reply(&ask.model.display_name, &ask.prompt.last_user, seed)
+    }
+}
+
+fn generate(ask: &Ask, index: u64, ids: &IdGen) -> Generated {
     let seed = ask.seed.wrapping_add(index.wrapping_mul(0x9e37_79b9));
     let full = match ask.format {
-        Format::Text => text::reply(&ask.model.display_name, &ask.prompt.last_user, seed),
+        _ if !ask.calls.is_empty() => String::new(),
+        Format::Text => prose(ask, seed),
         Format::JsonObject => json!({
-            "answer": text::reply(&ask.model.display_name, &ask.prompt.last_user, seed),
+            "answer": prose(ask, seed),
             "source": text::SOURCE,
         })
         .to_string(),
         Format::JsonSchema(schema) => {
-            text::example_for_schema(schema, &text::salient_name(&ask.prompt.last_user)).to_string()
+            schema::sample(schema, &text::salient_name(&ask.prompt.last_user)).to_string()
         }
     };
+    let calls = ask
+        .calls
+        .iter()
+        .map(|call| ToolCall {
+            call_id: ids.next("call_", 24),
+            item_id: ids.next("fc_", 48),
+            call: call.clone(),
+        })
+        .collect();
     let wanted_reasoning = if ask.model.reasoning {
         text::hidden_reasoning_tokens(ask.effort.unwrap_or("medium"), seed)
     } else {
@@ -271,6 +409,7 @@ fn generate(ask: &Ask, index: u64) -> Generated {
         truncated,
         reasoning_tokens,
         text_tokens: text::count_tokens(visible),
+        calls,
     }
 }
 
@@ -324,8 +463,16 @@ fn chat_prompt(body: &Value) -> Result<Prompt, ApiError> {
     for message in messages {
         prompt.add_message();
         let text = prompt.add_content(&message["content"]);
-        if message["role"] == "user" {
-            prompt.last_user = text;
+        match message["role"].as_str() {
+            Some("user") => {
+                prompt.last_user = text;
+                prompt.tool_results.clear();
+            }
+            Some("tool") => prompt.tool_results.push(text),
+            _ => prompt.tool_results.clear(),
+        }
+        if let Some(calls) = message.get("tool_calls") {
+            prompt.add_text(&calls.to_string());
         }
     }
     if let Some(tools) = body.get("tools") {
@@ -400,13 +547,21 @@ struct ChatChoice<'a> {
 #[derive(Serialize)]
 struct ChatMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Option<&'a str>,
     refusal: Option<()>,
     annotations: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<Value>>,
 }
 
 fn finish_reason(g: &Generated) -> &'static str {
-    if g.truncated { "length" } else { "stop" }
+    if !g.calls.is_empty() {
+        "tool_calls"
+    } else if g.truncated {
+        "length"
+    } else {
+        "stop"
+    }
 }
 
 impl OpenAiApi {
@@ -433,6 +588,7 @@ impl OpenAiApi {
         let effort = body.get("reasoning_effort").and_then(Value::as_str);
         check_effort(model, effort)?;
         let format = chat_format(&body);
+        let calls = plan_calls(&body, &prompt, true)?;
         let ask = Ask {
             model,
             prompt: &prompt,
@@ -440,8 +596,11 @@ impl OpenAiApi {
             max_tokens,
             effort,
             format: &format,
+            calls: &calls,
         };
-        let answers: Vec<Generated> = (0..u64::from(n)).map(|i| generate(&ask, i)).collect();
+        let answers: Vec<Generated> = (0..u64::from(n))
+            .map(|i| generate(&ask, i, cx.ids))
+            .collect();
         let id = cx.ids.next("chatcmpl-", 29);
         if body["stream"] == true {
             let include_usage = body["stream_options"]["include_usage"] == true;
@@ -484,9 +643,11 @@ fn chat_completion(
                 index,
                 message: ChatMessage {
                     role: "assistant",
-                    content: &g.text,
+                    content: g.calls.is_empty().then_some(g.text.as_str()),
                     refusal: None,
                     annotations: [],
+                    tool_calls: (!g.calls.is_empty())
+                        .then(|| g.calls.iter().map(ToolCall::chat_json).collect()),
                 },
                 logprobs: None,
                 finish_reason: finish_reason(g),
@@ -521,21 +682,31 @@ fn chat_stream(
     let mut events = Vec::new();
     for (index, answer) in answers.iter().enumerate() {
         let delta = |delta: Value, finish: Option<&str>| json!([{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}]);
-        events.push(SseEvent::data(
-            &chunk(
-                delta(
-                    json!({"role": "assistant", "content": "", "refusal": null}),
+        if answer.calls.is_empty() {
+            events.push(SseEvent::data(
+                &chunk(
+                    delta(
+                        json!({"role": "assistant", "content": "", "refusal": null}),
+                        None,
+                    ),
                     None,
                 ),
-                None,
-            ),
-            0,
-        ));
+                0,
+            ));
+        }
         for piece in text::token_pieces(&answer.text) {
             events.push(SseEvent::data(
                 &chunk(delta(json!({"content": piece}), None), None),
                 1,
             ));
+        }
+        for (position, fragment) in tool_call_fragments(&answer.calls) {
+            let mut d = json!({"tool_calls": [fragment.0]});
+            if position == 0 {
+                d["role"] = Value::from("assistant");
+                d["content"] = Value::Null;
+            }
+            events.push(SseEvent::data(&chunk(delta(d, None), None), fragment.1));
         }
         events.push(SseEvent::data(
             &chunk(delta(json!({}), Some(finish_reason(answer))), None),
@@ -548,6 +719,26 @@ fn chat_stream(
     }
     events.push(SseEvent::raw("data: [DONE]\n\n"));
     events
+}
+
+/// The `tool_calls` delta fragments of a chat stream, as OpenAI frames them: the first of each
+/// call has its index, id, type, name and empty arguments, the rest only index and argument
+/// pieces. Numbered so the caller knows which is the very first.
+fn tool_call_fragments(calls: &[ToolCall]) -> Vec<(usize, (Value, u32))> {
+    let mut out = Vec::new();
+    for (index, call) in calls.iter().enumerate() {
+        out.push(json!({"index": index, "id": call.call_id, "type": "function", "function": {"name": call.call.name, "arguments": ""}}));
+        for (piece, _) in text::chunks(&call.call.arguments_json(), ARGUMENT_TOKENS_PER_DELTA) {
+            out.push(json!({"index": index, "function": {"arguments": piece}}));
+        }
+    }
+    out.into_iter()
+        .map(|f| {
+            let tokens = text::count_tokens(f["function"]["arguments"].as_str().unwrap_or(""));
+            (f, tokens)
+        })
+        .enumerate()
+        .collect()
 }
 
 fn responses_prompt(body: &Value) -> Result<Prompt, ApiError> {
@@ -563,13 +754,9 @@ fn responses_prompt(body: &Value) -> Result<Prompt, ApiError> {
             prompt.last_user = s.clone();
         }
         Some(Value::Array(items)) if !items.is_empty() => {
-            for item in items {
-                prompt.add_message();
-                let text = prompt.add_content(item.get("content").unwrap_or(item));
-                if item["role"] == "user" {
-                    prompt.last_user = text;
-                }
-            }
+            items
+                .iter()
+                .for_each(|item| add_response_item(&mut prompt, item));
         }
         _ => {
             return Err(ApiError::BadRequest(
@@ -581,6 +768,29 @@ fn responses_prompt(body: &Value) -> Result<Prompt, ApiError> {
         prompt.add_text(&tools.to_string());
     }
     Ok(prompt)
+}
+
+/// Counts one Responses input item and notes what the last turn is: a user message, or the
+/// outputs of function calls.
+fn add_response_item(prompt: &mut Prompt, item: &Value) {
+    prompt.add_message();
+    match item["type"].as_str() {
+        Some("function_call_output") => {
+            let text = prompt.add_content(&item["output"]);
+            prompt.tool_results.push(text);
+        }
+        Some("function_call") => {
+            prompt.add_text(item["name"].as_str().unwrap_or(""));
+            prompt.add_text(item["arguments"].as_str().unwrap_or(""));
+        }
+        _ => {
+            let text = prompt.add_content(item.get("content").unwrap_or(item));
+            prompt.tool_results.clear();
+            if item["role"] == "user" {
+                prompt.last_user = text;
+            }
+        }
+    }
 }
 
 /// The pieces of a Responses API answer that its events and final object share.
@@ -612,6 +822,19 @@ impl ResponseParts<'_> {
             .map(|id| json!({"id": id, "type": "reasoning", "summary": []}))
     }
 
+    /// The finished items after any reasoning: the function calls, or else the message.
+    fn answer_items(&self) -> Vec<Value> {
+        if self.answer.calls.is_empty() {
+            vec![self.message_item("completed", Some(&self.answer.text))]
+        } else {
+            self.answer
+                .calls
+                .iter()
+                .map(|c| c.response_item("completed", &c.call.arguments_json()))
+                .collect()
+        }
+    }
+
     fn message_index(&self) -> usize {
         usize::from(self.reasoning_id.is_some())
     }
@@ -620,7 +843,7 @@ impl ResponseParts<'_> {
         let output = self.answer.completion_tokens();
         json!({
             "input_tokens": self.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output,
             "output_tokens_details": {"reasoning_tokens": self.answer.reasoning_tokens},
             "total_tokens": self.prompt_tokens + output,
@@ -640,9 +863,7 @@ impl ResponseParts<'_> {
         let output: Vec<Value> = if done {
             self.reasoning_item()
                 .into_iter()
-                .chain(std::iter::once(
-                    self.message_item("completed", Some(&self.answer.text)),
-                ))
+                .chain(self.answer_items())
                 .collect()
         } else {
             Vec::new()
@@ -659,14 +880,14 @@ impl ResponseParts<'_> {
             "max_output_tokens": self.body.get("max_output_tokens").cloned().unwrap_or(Value::Null),
             "model": self.model.served_as,
             "output": output,
-            "parallel_tool_calls": true,
+            "parallel_tool_calls": self.body["parallel_tool_calls"] != false,
             "previous_response_id": null,
             "reasoning": {"effort": if self.model.reasoning { effort } else { Value::Null }, "summary": null},
             "store": true,
             "temperature": 1.0,
             "text": {"format": self.body["text"]["format"].as_object().map_or(json!({"type": "text"}), |f| Value::Object(f.clone()))},
-            "tool_choice": "auto",
-            "tools": [],
+            "tool_choice": self.body.get("tool_choice").cloned().unwrap_or_else(|| json!("auto")),
+            "tools": self.body.get("tools").cloned().unwrap_or_else(|| json!([])),
             "top_p": 1.0,
             "truncation": "disabled",
             "usage": if done { self.usage() } else { Value::Null },
@@ -690,6 +911,7 @@ impl OpenAiApi {
             )));
         }
         let format = responses_format(&body);
+        let calls = plan_calls(&body, &prompt, false)?;
         let ask = Ask {
             model,
             prompt: &prompt,
@@ -697,6 +919,7 @@ impl OpenAiApi {
             max_tokens: positive_u32(&body, "max_output_tokens")?,
             effort,
             format: &format,
+            calls: &calls,
         };
         let parts = ResponseParts {
             id: cx.ids.next("resp_", 48),
@@ -706,7 +929,7 @@ impl OpenAiApi {
             model,
             body: &body,
             prompt_tokens: prompt.tokens(),
-            answer: generate(&ask, 0),
+            answer: generate(&ask, 0, cx.ids),
         };
         if body["stream"] == true {
             Ok(Reply::Sse(responses_stream(&parts)))
@@ -753,6 +976,53 @@ fn responses_stream(parts: &ResponseParts) -> Vec<SseEvent> {
             parts.answer.reasoning_tokens,
         );
     }
+    if parts.answer.calls.is_empty() {
+        push_message_events(&mut log, parts);
+    } else {
+        push_function_call_events(&mut log, parts);
+    }
+    let last = if parts.answer.truncated {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    log.push(last, json!({"response": parts.object(true)}), 0);
+    log.events
+}
+
+/// One `function_call` item per call: added with empty arguments, the argument deltas, done.
+fn push_function_call_events(log: &mut EventLog, parts: &ResponseParts) {
+    for (i, call) in parts.answer.calls.iter().enumerate() {
+        let index = parts.message_index() + i;
+        let item_id = &call.item_id;
+        let arguments = call.call.arguments_json();
+        log.push(
+            "response.output_item.added",
+            json!({"output_index": index, "item": call.response_item("in_progress", "")}),
+            0,
+        );
+        for (piece, tokens) in text::chunks(&arguments, ARGUMENT_TOKENS_PER_DELTA) {
+            log.push(
+                "response.function_call_arguments.delta",
+                json!({"item_id": item_id, "output_index": index, "delta": piece}),
+                tokens,
+            );
+        }
+        log.push(
+            "response.function_call_arguments.done",
+            json!({"item_id": item_id, "output_index": index, "name": call.call.name, "arguments": arguments}),
+            0,
+        );
+        log.push(
+            "response.output_item.done",
+            json!({"output_index": index, "item": call.response_item("completed", &arguments)}),
+            0,
+        );
+    }
+}
+
+/// The message item: added, its text part, the text deltas, done.
+fn push_message_events(log: &mut EventLog, parts: &ResponseParts) {
     let index = parts.message_index();
     let item_id = &parts.message_id;
     log.push(
@@ -786,13 +1056,6 @@ fn responses_stream(parts: &ResponseParts) -> Vec<SseEvent> {
         json!({"output_index": index, "item": parts.message_item("completed", Some(text))}),
         0,
     );
-    let last = if parts.answer.truncated {
-        "response.incomplete"
-    } else {
-        "response.completed"
-    };
-    log.push(last, json!({"response": parts.object(true)}), 0);
-    log.events
 }
 
 /// The native vector size of an OpenAI embedding model.

@@ -1,0 +1,398 @@
+"""Agent apps through the Hub: tool calls, their results and structured outputs, with the
+official SDKs' own helpers, answered by the Hub's built-in emulator (demo connections).
+
+Each agent loop is the one an app runs: ask, get a tool call, run the tool, send the result,
+get a final answer that uses it; streamed and not.
+"""
+
+import json
+from typing import Literal
+
+import anthropic
+import openai
+import pytest
+from anthropic import beta_tool
+from google import genai
+from google.genai import types
+from pydantic import BaseModel
+
+from hub_process import HubProcess
+
+WEATHER_ASK = "What is the weather in Paris today?"
+
+
+class GetWeather(BaseModel):
+    """Current weather for a city."""
+
+    city: str
+    unit: Literal["celsius", "fahrenheit"]
+
+
+class CityFacts(BaseModel):
+    name: str
+    population: int
+    landmarks: list[str]
+    capital: bool
+
+
+def weather_result(city):
+    return json.dumps({"city": city, "temp_c": 21, "sky": "sunny"})
+
+
+@pytest.fixture(scope="module")
+def hub():
+    h = HubProcess()
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="module")
+def key(hub):
+    return hub.create_app("agents")["key"]
+
+
+def oai(hub, key):
+    return openai.OpenAI(api_key=key, base_url=f"{hub.base}/openai/v1", max_retries=0)
+
+
+def ant(hub, key):
+    return anthropic.Anthropic(api_key=key, base_url=f"{hub.base}/anthropic", max_retries=0)
+
+
+def gem(hub, key):
+    return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=f"{hub.base}/gemini"))
+
+
+# ---------------------------------------------------------------- OpenAI Chat Completions
+
+
+def test_openai_chat_agent_loop_with_parse(hub, key):
+    c = oai(hub, key)
+    tools = [openai.pydantic_function_tool(GetWeather)]
+    messages = [{"role": "user", "content": WEATHER_ASK}]
+    first = c.chat.completions.parse(model="gpt-4o-mini", messages=messages, tools=tools)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.id.startswith("call_")
+    assert call.function.name == "GetWeather"
+    assert call.function.parsed_arguments == GetWeather(city="Paris", unit="celsius")
+    assert first.usage.completion_tokens > 0
+    messages.append(choice.message.model_dump(exclude_none=True, exclude={"parsed"}))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": weather_result("Paris")})
+    final = c.chat.completions.parse(model="gpt-4o-mini", messages=messages, tools=tools)
+    assert final.choices[0].finish_reason == "stop"
+    assert not final.choices[0].message.tool_calls
+    assert '"temp_c": 21' in final.choices[0].message.content
+
+
+def test_openai_chat_agent_loop_streamed(hub, key):
+    c = oai(hub, key)
+    tools = [openai.pydantic_function_tool(GetWeather)]
+    messages = [{"role": "user", "content": WEATHER_ASK}]
+    with c.chat.completions.stream(model="gpt-4o-mini", messages=messages, tools=tools) as s:
+        kinds = [e.type for e in s]
+        first = s.get_final_completion()
+    assert "tool_calls.function.arguments.done" in kinds
+    (call,) = first.choices[0].message.tool_calls
+    assert len(call.id) == len("call_") + 24  # the id is sent once, not concatenated
+    assert call.function.name == "GetWeather"
+    assert call.function.parsed_arguments == GetWeather(city="Paris", unit="celsius")
+    assert first.choices[0].finish_reason == "tool_calls"
+    messages.append({"role": "assistant", "tool_calls": [call.model_dump(exclude={"function": {"parsed_arguments"}})]})
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": weather_result("Paris")})
+    with c.chat.completions.stream(model="gpt-4o-mini", messages=messages, tools=tools) as s:
+        final = s.get_final_completion()
+    assert "sunny" in final.choices[0].message.content
+
+
+def two_tools():
+    return [
+        openai.pydantic_function_tool(GetWeather, name="get_weather"),
+        {
+            "type": "function",
+            "function": {
+                "name": "get_time",
+                "description": "The local clock time in a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        },
+    ]
+
+
+def test_openai_tool_choice_modes(hub, key):
+    c = oai(hub, key)
+    joke = [{"role": "user", "content": "Tell me a joke."}]
+    auto = c.chat.completions.create(model="gpt-4o-mini", messages=joke, tools=two_tools())
+    assert auto.choices[0].message.tool_calls is None and auto.choices[0].finish_reason == "stop"
+    required = c.chat.completions.create(model="gpt-4o-mini", messages=joke, tools=two_tools(), tool_choice="required")
+    assert required.choices[0].message.tool_calls[0].function.name == "get_weather"
+    named = c.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=joke,
+        tools=two_tools(),
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
+    assert [t.function.name for t in named.choices[0].message.tool_calls] == ["get_time"]
+    none = c.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": WEATHER_ASK}], tools=two_tools(), tool_choice="none"
+    )
+    assert none.choices[0].message.tool_calls is None
+
+
+def test_openai_parallel_tool_calls(hub, key):
+    c = oai(hub, key)
+    ask = [{"role": "user", "content": "What is the weather in Oslo, and the clock time there?"}]
+    both = c.chat.completions.create(model="gpt-4o-mini", messages=ask, tools=two_tools())
+    assert [t.function.name for t in both.choices[0].message.tool_calls] == ["get_weather", "get_time"]
+    assert json.loads(both.choices[0].message.tool_calls[1].function.arguments) == {"city": "Oslo"}
+    with c.chat.completions.stream(model="gpt-4o-mini", messages=ask, tools=two_tools()) as s:
+        streamed = s.get_final_completion()
+    assert [t.function.arguments for t in streamed.choices[0].message.tool_calls] == [
+        t.function.arguments for t in both.choices[0].message.tool_calls
+    ]
+    one = c.chat.completions.create(model="gpt-4o-mini", messages=ask, tools=two_tools(), parallel_tool_calls=False)
+    assert len(one.choices[0].message.tool_calls) == 1
+
+
+def test_openai_tool_choice_for_a_missing_function_is_refused(hub, key):
+    c = oai(hub, key)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            tools=two_tools(),
+            tool_choice={"type": "function", "function": {"name": "nope"}},
+        )
+    assert "nope" in e.value.message
+
+
+def test_openai_chat_structured_output_parses(hub, key):
+    c = oai(hub, key)
+    r = c.chat.completions.parse(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Give me facts about Lisbon."}],
+        response_format=CityFacts,
+    )
+    facts = r.choices[0].message.parsed
+    assert isinstance(facts, CityFacts)
+    assert facts.name == "Lisbon" and len(facts.landmarks) >= 1
+
+
+# ---------------------------------------------------------------- OpenAI Responses
+
+RESPONSES_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city", "unit"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+def test_openai_responses_agent_loop(hub, key):
+    c = oai(hub, key)
+    first = c.responses.parse(model="gpt-4o-mini", input=WEATHER_ASK, tools=[RESPONSES_TOOL])
+    (call,) = [o for o in first.output if o.type == "function_call"]
+    assert call.name == "get_weather" and call.call_id.startswith("call_") and call.id.startswith("fc_")
+    assert call.parsed_arguments == {"city": "Paris", "unit": "celsius"}
+    assert first.tools[0].name == "get_weather"  # the request's tools are echoed
+    follow_up = [
+        {"role": "user", "content": WEATHER_ASK},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": weather_result("Paris")},
+    ]
+    final = c.responses.create(model="gpt-4o-mini", input=follow_up, tools=[RESPONSES_TOOL])
+    assert "sunny" in final.output_text
+
+
+def test_openai_responses_agent_loop_streamed(hub, key):
+    c = oai(hub, key)
+    with c.responses.stream(model="gpt-4o-mini", input=WEATHER_ASK, tools=[RESPONSES_TOOL]) as s:
+        events = list(s)
+        first = s.get_final_response()
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert len(done) == 1
+    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert json.loads(deltas) == {"city": "Paris", "unit": "celsius"} == json.loads(done[0].arguments)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    (call,) = [o for o in first.output if o.type == "function_call"]
+    follow_up = [
+        {"role": "user", "content": WEATHER_ASK},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": weather_result("Paris")},
+    ]
+    with c.responses.stream(model="gpt-4o-mini", input=follow_up, tools=[RESPONSES_TOOL]) as s:
+        final = s.get_final_response()
+    assert "sunny" in final.output_text
+
+
+def test_openai_responses_structured_output_parses(hub, key):
+    c = oai(hub, key)
+    r = c.responses.parse(model="gpt-4o-mini", input="Give me facts about Lisbon.", text_format=CityFacts)
+    assert isinstance(r.output_parsed, CityFacts) and r.output_parsed.name == "Lisbon"
+
+
+# ---------------------------------------------------------------- Anthropic
+
+
+def test_anthropic_tool_runner_loop(hub, key):
+    c = ant(hub, key)
+    seen = []
+
+    @beta_tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city.
+
+        Args:
+            city: The city name.
+        """
+        seen.append(city)
+        return weather_result(city)
+
+    runner = c.beta.messages.tool_runner(
+        model="claude-haiku-4-5",
+        max_tokens=1024,
+        tools=[get_weather],
+        messages=[{"role": "user", "content": WEATHER_ASK}],
+    )
+    final = runner.until_done()
+    assert seen == ["Paris"]
+    assert final.stop_reason == "end_turn"
+    assert "sunny" in final.content[-1].text
+
+
+def test_anthropic_agent_loop_streamed(hub, key):
+    c = ant(hub, key)
+    tool = {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "input_schema": GetWeather.model_json_schema(),
+    }
+    messages = [{"role": "user", "content": WEATHER_ASK}]
+    with c.messages.stream(model="claude-haiku-4-5", max_tokens=1024, tools=[tool], messages=messages) as s:
+        first = s.get_final_message()
+    assert first.stop_reason == "tool_use"
+    call = first.content[-1]
+    assert call.type == "tool_use" and call.input == {"city": "Paris", "unit": "celsius"}
+    messages.append({"role": "assistant", "content": [b.model_dump() for b in first.content]})
+    messages.append(
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": weather_result("Paris")}]}
+    )
+    with c.messages.stream(model="claude-haiku-4-5", max_tokens=1024, tools=[tool], messages=messages) as s:
+        final = s.get_final_message()
+    assert final.stop_reason == "end_turn" and "sunny" in final.content[0].text
+
+
+def test_anthropic_forced_tool_has_no_text_before_it(hub, key):
+    c = ant(hub, key)
+    tool = {"name": "get_weather", "description": "Weather", "input_schema": GetWeather.model_json_schema()}
+    for choice in ({"type": "any"}, {"type": "tool", "name": "get_weather"}):
+        m = c.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=1024,
+            tools=[tool],
+            tool_choice=choice,
+            messages=[{"role": "user", "content": "Explain first, then maybe call something."}],
+        )
+        assert [b.type for b in m.content] == ["tool_use"], choice
+        assert m.stop_reason == "tool_use"
+
+
+def test_anthropic_structured_output_parses(hub, key):
+    c = ant(hub, key)
+    m = c.messages.parse(
+        model="claude-haiku-4-5",
+        max_tokens=1024,
+        messages=[{"role": "user", "content": "Give me facts about Lisbon."}],
+        output_format=CityFacts,
+    )
+    assert isinstance(m.parsed_output, CityFacts) and m.parsed_output.name == "Lisbon"
+
+
+# ---------------------------------------------------------------- Gemini
+
+
+def test_gemini_automatic_function_calling(hub, key):
+    c = gem(hub, key)
+    seen = []
+
+    def get_weather(city: str) -> dict:
+        """Current weather for a city."""
+        seen.append(city)
+        return json.loads(weather_result(city))
+
+    r = c.models.generate_content(
+        model="gemini-2.5-flash", contents=WEATHER_ASK, config=types.GenerateContentConfig(tools=[get_weather])
+    )
+    assert seen == ["Paris"]
+    assert "sunny" in r.text
+    history = r.automatic_function_calling_history
+    assert history[1].parts[0].function_call.name == "get_weather"
+
+
+def weather_declaration():
+    return types.Tool(
+        function_declarations=[
+            types.FunctionDeclaration(
+                name="get_weather",
+                description="Current weather for a city",
+                parameters_json_schema=GetWeather.model_json_schema(),
+            )
+        ]
+    )
+
+
+def test_gemini_agent_loop_streamed(hub, key):
+    c = gem(hub, key)
+    config = types.GenerateContentConfig(tools=[weather_declaration()])
+    contents = [types.Content(role="user", parts=[types.Part(text=WEATHER_ASK)])]
+    chunks = list(c.models.generate_content_stream(model="gemini-2.5-flash", contents=contents, config=config))
+    calls = [p.function_call for ch in chunks for p in ch.candidates[0].content.parts if p.function_call]
+    assert [(f.name, f.args) for f in calls] == [("get_weather", {"city": "Paris", "unit": "celsius"})]
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+    contents.append(chunks[-1].candidates[0].content)
+    contents.append(
+        types.Content(
+            role="user",
+            parts=[types.Part.from_function_response(name="get_weather", response=json.loads(weather_result("Paris")))],
+        )
+    )
+    final = "".join(ch.text or "" for ch in c.models.generate_content_stream(model="gemini-2.5-flash", contents=contents, config=config))
+    assert "sunny" in final
+
+
+def test_gemini_function_calling_modes(hub, key):
+    c = gem(hub, key)
+    tools = [weather_declaration()]
+
+    def ask(mode, names=None):
+        config = types.GenerateContentConfig(
+            tools=tools,
+            tool_config=types.ToolConfig(
+                function_calling_config=types.FunctionCallingConfig(mode=mode, allowed_function_names=names)
+            ),
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        return c.models.generate_content(model="gemini-2.5-flash", contents="Tell me a joke.", config=config)
+
+    assert ask("AUTO").function_calls is None
+    assert [f.name for f in ask("ANY").function_calls] == ["get_weather"]
+    assert [f.name for f in ask("ANY", ["get_weather"]).function_calls] == ["get_weather"]
+    assert ask("NONE").function_calls is None
+
+
+def test_gemini_structured_output_parses(hub, key):
+    c = gem(hub, key)
+    r = c.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="Give me facts about Lisbon.",
+        config=types.GenerateContentConfig(response_mime_type="application/json", response_schema=CityFacts),
+    )
+    assert isinstance(r.parsed, CityFacts) and r.parsed.name == "Lisbon"
