@@ -11,7 +11,7 @@ use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt, Rng};
 use super::tools::{self, Call, Choice, Tool, Turn};
 use super::{
-    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json, schema,
+    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json, schema, stops,
 };
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
@@ -455,6 +455,32 @@ fn signature(seed: u64) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Why the answer ended, and for a stop sequence which one.
+enum StopReason {
+    EndTurn,
+    MaxTokens,
+    ToolUse,
+    Sequence(String),
+}
+
+impl StopReason {
+    fn reason(&self) -> &'static str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::ToolUse => "tool_use",
+            StopReason::Sequence(_) => "stop_sequence",
+        }
+    }
+
+    fn sequence(&self) -> Option<&str> {
+        match self {
+            StopReason::Sequence(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// The answer's blocks within `max_tokens`, and its stop reason.
 fn compose(
     body: &Value,
@@ -463,7 +489,7 @@ fn compose(
     seed: u64,
     max_tokens: u32,
     cx: &Cx,
-) -> Result<(Vec<Block>, &'static str), ApiError> {
+) -> Result<(Vec<Block>, StopReason), ApiError> {
     let mut blocks = Vec::new();
     let mut left = max_tokens;
     if let Some(budget) = thinking_budget(body, u64::from(max_tokens))? {
@@ -481,17 +507,22 @@ fn compose(
         Some(first) => format!("I'll use the {} tool for that.", first.name),
         None => answer_text(body, model, prompt, seed),
     };
-    let (visible, truncated) = text::truncate_tokens(&full, left);
+    let stop_sequences = stops::parse(&body["stop_sequences"], usize::MAX, "stop_sequences")?;
+    let (until_stop, matched) = stops::cut(&full, &stop_sequences);
+    let (visible, truncated) = text::truncate_tokens(until_stop, left);
     if !visible.is_empty() || calls.is_empty() {
         let text_block = Block::Text(visible.to_string());
         left -= text_block.tokens();
         blocks.push(text_block);
     }
     if truncated {
-        return Ok((blocks, "max_tokens"));
+        return Ok((blocks, StopReason::MaxTokens));
+    }
+    if let Some(stop) = matched {
+        return Ok((blocks, StopReason::Sequence(stop.to_string())));
     }
     if calls.is_empty() {
-        return Ok((blocks, "end_turn"));
+        return Ok((blocks, StopReason::EndTurn));
     }
     for call in calls {
         let block = Block::ToolUse {
@@ -500,12 +531,12 @@ fn compose(
             input: call.arguments,
         };
         if block.tokens() > left {
-            return Ok((blocks, "max_tokens"));
+            return Ok((blocks, StopReason::MaxTokens));
         }
         left -= block.tokens();
         blocks.push(block);
     }
-    Ok((blocks, "tool_use"))
+    Ok((blocks, StopReason::ToolUse))
 }
 
 fn usage(input_tokens: u32, output_tokens: u32) -> Value {
@@ -552,7 +583,7 @@ impl AnthropicApi {
                 model,
                 prompt.tokens(),
                 &blocks,
-                stop_reason,
+                &stop_reason,
             )));
         }
         let message = json!({
@@ -561,8 +592,8 @@ impl AnthropicApi {
             "type": "message",
             "role": "assistant",
             "content": blocks.iter().map(Block::full).collect::<Vec<_>>(),
-            "stop_reason": stop_reason,
-            "stop_sequence": null,
+            "stop_reason": stop_reason.reason(),
+            "stop_sequence": stop_reason.sequence(),
             "usage": usage(prompt.tokens(), output_tokens),
         });
         Ok(Reply::Json(json_bytes(&message)))
@@ -586,7 +617,7 @@ fn stream(
     model: &Model,
     input_tokens: u32,
     blocks: &[Block],
-    stop_reason: &str,
+    stop_reason: &StopReason,
 ) -> Vec<SseEvent> {
     let mut events = Vec::new();
     let start = json!({"type": "message_start", "message": {
@@ -611,7 +642,7 @@ fn stream(
     let output_tokens: u32 = blocks.iter().map(Block::tokens).sum();
     let delta = json!({
         "type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+        "delta": {"stop_reason": stop_reason.reason(), "stop_sequence": stop_reason.sequence()},
         "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": output_tokens},
     });
     events.push(SseEvent::named("message_delta", &delta, 0));

@@ -14,7 +14,7 @@ use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt};
 use super::tools::{self, Call, Choice, Tool, Turn};
 use super::{
-    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json, schema,
+    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json, schema, stops,
 };
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
@@ -24,6 +24,7 @@ const MAX_PAGE: usize = 1000;
 const EMBEDDING_DIMENSIONS: usize = 3072;
 /// Tokens per streamed chunk (Gemini sends large chunks).
 const TOKENS_PER_CHUNK: usize = 8;
+const MAX_STOPS: usize = 5;
 
 /// The Gemini surface, with its model objects built once.
 pub struct GeminiApi {
@@ -487,7 +488,13 @@ fn candidate(
         .map_or(u32::MAX, |m| m.min(u64::from(u32::MAX)) as u32);
     let wanted = thoughts(model, config, seed);
     let thoughts = wanted.min(max);
-    let (visible, truncated) = text::truncate_tokens(&full, max - thoughts);
+    let stop_sequences = stops::parse(
+        field(config, "stopSequences"),
+        MAX_STOPS,
+        "generation_config.stop_sequences",
+    )?;
+    let (until_stop, _) = stops::cut(&full, &stop_sequences);
+    let (visible, truncated) = text::truncate_tokens(until_stop, max - thoughts);
     Ok(Candidate {
         text: visible.to_string(),
         truncated: truncated || wanted > max,

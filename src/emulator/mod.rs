@@ -11,6 +11,7 @@ pub mod faults;
 pub mod gemini;
 pub mod openai;
 pub mod schema;
+pub mod stops;
 pub mod text;
 pub mod tools;
 

@@ -13,7 +13,7 @@ use super::text::{self, Prompt};
 use super::tools::{self, Call, Choice, Tool, Turn};
 use super::{
     ApiError, Cx, EmuRequest, EmulatedApi, IdGen, Reply, SseEvent, date_to_unix, json_bytes,
-    parse_json, schema,
+    parse_json, schema, stops,
 };
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
@@ -22,6 +22,7 @@ const SYSTEM_FINGERPRINT: &str = "fp_emulator01";
 const MAX_CHOICES: u64 = 128;
 /// Tokens per streamed piece of tool-call arguments.
 const ARGUMENT_TOKENS_PER_DELTA: usize = 4;
+const MAX_STOPS: usize = 4;
 
 /// The OpenAI surface, with its model list serialised once.
 pub struct OpenAiApi {
@@ -339,6 +340,18 @@ fn tool_choice<'a>(
     Ok(picked)
 }
 
+/// Chat's `stop`: up to four sequences, refused by reasoning models.
+fn chat_stops(body: &Value, model: &Model) -> Result<Vec<String>, ApiError> {
+    let stops = stops::parse(&body["stop"], MAX_STOPS, "stop")?;
+    if model.reasoning && !stops.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "Unsupported parameter: 'stop' is not supported with this model ({}).",
+            model.id
+        )));
+    }
+    Ok(stops)
+}
+
 /// The calls an answer makes (the same for every choice of one request).
 fn plan_calls(body: &Value, prompt: &Prompt, nested: bool) -> Result<Vec<Call>, ApiError> {
     let tools = function_tools(body, nested);
@@ -361,6 +374,7 @@ struct Ask<'a> {
     effort: Option<&'a str>,
     format: &'a Format,
     calls: &'a [Call],
+    stops: &'a [String],
 }
 
 /// The prose of an answer: one that uses the tool results when they came back.
@@ -402,7 +416,8 @@ fn generate(ask: &Ask, index: u64, ids: &IdGen) -> Generated {
     };
     let max = ask.max_tokens.unwrap_or(u32::MAX);
     let reasoning_tokens = wanted_reasoning.min(max);
-    let (visible, truncated) = text::truncate_tokens(&full, max - reasoning_tokens);
+    let (stopped, _) = stops::cut(&full, ask.stops);
+    let (visible, truncated) = text::truncate_tokens(stopped, max - reasoning_tokens);
     let truncated = truncated || wanted_reasoning > max;
     Generated {
         text: visible.to_string(),
@@ -589,6 +604,7 @@ impl OpenAiApi {
         check_effort(model, effort)?;
         let format = chat_format(&body);
         let calls = plan_calls(&body, &prompt, true)?;
+        let stops = chat_stops(&body, model)?;
         let ask = Ask {
             model,
             prompt: &prompt,
@@ -597,6 +613,7 @@ impl OpenAiApi {
             effort,
             format: &format,
             calls: &calls,
+            stops: &stops,
         };
         let answers: Vec<Generated> = (0..u64::from(n))
             .map(|i| generate(&ask, i, cx.ids))
@@ -920,6 +937,7 @@ impl OpenAiApi {
             effort,
             format: &format,
             calls: &calls,
+            stops: &[],
         };
         let parts = ResponseParts {
             id: cx.ids.next("resp_", 48),

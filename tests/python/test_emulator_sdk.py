@@ -596,3 +596,65 @@ def test_slow_fault_paces_events(emulator_url):
         extra_headers={"x-emulator-fault": "slow"},
     ))
     assert time.monotonic() - start >= 0.5
+
+
+# ---------------------------------------------------------------- stop sequences and raw JSON settings
+
+
+def test_stop_sequences_cut_the_answer_in_each_sdk(emulator_url):
+    ask = [{"role": "user", "content": "Say something."}]
+    plain = oai(emulator_url).chat.completions.create(model="gpt-4o-mini", messages=ask)
+    full = plain.choices[0].message.content
+    assert "offline" in full
+    cut = oai(emulator_url).chat.completions.create(model="gpt-4o-mini", messages=ask, stop=["offline", "zzz"])
+    assert cut.choices[0].message.content == full[: full.index("offline")]
+    assert cut.choices[0].finish_reason == "stop"
+    assert cut.usage.completion_tokens == tokens(cut.choices[0].message.content)
+    with pytest.raises(openai.BadRequestError):
+        oai(emulator_url).chat.completions.create(model="o4-mini", messages=ask, stop=["x"])
+
+    m = ant(emulator_url).messages.create(
+        model="claude-haiku-4-5", max_tokens=200, messages=ask, stop_sequences=["offline"]
+    )
+    assert m.stop_reason == "stop_sequence" and m.stop_sequence == "offline"
+    assert "offline" not in m.content[0].text
+    with ant(emulator_url).messages.stream(
+        model="claude-haiku-4-5", max_tokens=200, messages=ask, stop_sequences=["offline"]
+    ) as s:
+        final = s.get_final_message()
+    assert final.stop_sequence == "offline" and final.content[0].text == m.content[0].text
+
+    g = gem(emulator_url)  # kept in a variable: the client closes its HTTP client when collected
+    r = g.models.generate_content(
+        model="gemini-2.0-flash", contents="Say something.", config=types.GenerateContentConfig(stop_sequences=["offline"])
+    )
+    assert "offline" not in r.text and r.text.startswith("Hello from the Workshop Hub")
+    assert r.candidates[0].finish_reason == types.FinishReason.STOP
+
+
+def test_gemini_accepts_snake_case_generation_config(emulator_url):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "rank": {"type": "integer", "minimum": 3}}}
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "Facts about Rome"}]}],
+        "generation_config": {
+            "response_mime_type": "application/json",
+            "response_json_schema": schema,
+            "max_output_tokens": 100,
+            "thinking_config": {"thinking_budget": 0},
+        },
+    }
+    r = httpx.post(
+        f"{emulator_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        json=body,
+        headers={"x-goog-api-key": GEMINI_KEY},
+    )
+    assert r.status_code == 200
+    assert json.loads(r.json()["candidates"][0]["content"]["parts"][0]["text"]) == {"city": "Rome", "rank": 42}
+    body["generation_config"]["max_output_tokens"] = 3
+    r = httpx.post(
+        f"{emulator_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        json=body,
+        headers={"x-goog-api-key": GEMINI_KEY},
+    )
+    assert r.json()["candidates"][0]["finishReason"] == "MAX_TOKENS"
+    assert r.json()["usageMetadata"]["candidatesTokenCount"] == 3
