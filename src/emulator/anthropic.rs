@@ -4,9 +4,12 @@
 //! Usage follows Anthropic's rules: `output_tokens` includes thinking, a stream reports input in
 //! `message_start` (with a placeholder output of 1) and the cumulative output in `message_delta`.
 
+use std::time::Duration;
+
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::cache::{Prefix, TtlMap};
 use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt, Rng};
 use super::tools::{self, Call, Choice, Tool, Turn};
@@ -26,6 +29,8 @@ const TOKENS_PER_DELTA: usize = 3;
 pub struct AnthropicApi {
     catalog: &'static Catalog,
     models: Vec<(String, Value)>,
+    /// Prefix hashes written by `cache_control` breakpoints.
+    cache: TtlMap<u64, ()>,
 }
 
 impl AnthropicApi {
@@ -43,7 +48,11 @@ impl AnthropicApi {
             .into_iter()
             .map(|m| (m.served_as.clone(), model_object(m)))
             .collect();
-        AnthropicApi { catalog, models }
+        AnthropicApi {
+            catalog,
+            models,
+            cache: TtlMap::default(),
+        }
     }
 
     fn resolve(&self, name: &str) -> Result<&'static Model, ApiError> {
@@ -539,15 +548,163 @@ fn compose(
     Ok((blocks, StopReason::ToolUse))
 }
 
-fn usage(input_tokens: u32, output_tokens: u32) -> Value {
+/// How a prompt splits between uncached input, cache reads and cache writes by TTL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PromptUse {
+    input: u32,
+    read: u32,
+    write_5m: u32,
+    write_1h: u32,
+}
+
+impl PromptUse {
+    fn uncached(total: u32) -> PromptUse {
+        PromptUse {
+            input: total,
+            ..PromptUse::default()
+        }
+    }
+
+    fn written(&self) -> u32 {
+        self.write_5m + self.write_1h
+    }
+}
+
+fn usage(prompt: &PromptUse, output_tokens: u32) -> Value {
     json!({
-        "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "input_tokens": prompt.input,
+        "cache_creation_input_tokens": prompt.written(),
+        "cache_read_input_tokens": prompt.read,
+        "cache_creation": {"ephemeral_5m_input_tokens": prompt.write_5m, "ephemeral_1h_input_tokens": prompt.write_1h},
         "output_tokens": output_tokens,
         "service_tier": "standard",
     })
+}
+
+const MAX_BREAKPOINTS: usize = 4;
+/// How many blocks before a breakpoint are checked for an earlier cached prefix.
+const LOOKBACK_BLOCKS: usize = 20;
+const FIVE_MINUTES: Duration = Duration::from_secs(5 * 60);
+const ONE_HOUR: Duration = Duration::from_secs(60 * 60);
+
+/// A `cache_control` marker: the boundary it closes and whether it asks for one hour.
+struct Breakpoint {
+    boundary: usize,
+    one_hour: bool,
+}
+
+impl Breakpoint {
+    fn ttl(&self) -> Duration {
+        if self.one_hour {
+            ONE_HOUR
+        } else {
+            FIVE_MINUTES
+        }
+    }
+}
+
+/// The shortest prefix each model caches; shorter ones are silently not cached.
+fn min_cacheable(model: &Model) -> u32 {
+    let id = model.id.as_str();
+    if id.contains("haiku-4-5") || id.contains("opus-4-5") {
+        4096
+    } else if id.contains("haiku") {
+        2048
+    } else {
+        1024
+    }
+}
+
+fn block_tokens(block: &Value) -> u32 {
+    let mut scratch = Prompt::default();
+    scratch.add_content(block);
+    scratch.tokens()
+}
+
+/// The prompt's segments in cache order (tools, system, message blocks) and its markers.
+fn cache_layout(body: &Value, model: &Model) -> Result<(Prefix, Vec<Breakpoint>), ApiError> {
+    let mut prefix = Prefix::new(&model.served_as);
+    let mut marks = Vec::new();
+    let mut add = |prefix: &mut Prefix, block: &Value, tokens: u32| {
+        prefix.push(block, tokens);
+        if let Some(control) = block.get("cache_control").filter(|c| !c.is_null()) {
+            marks.push(Breakpoint {
+                boundary: prefix.boundaries.len() - 1,
+                one_hour: control["ttl"] == "1h",
+            });
+        }
+    };
+    for tool in body["tools"].as_array().into_iter().flatten() {
+        add(&mut prefix, tool, text::count_tokens(&tool.to_string()));
+    }
+    match &body["system"] {
+        Value::Array(blocks) => blocks
+            .iter()
+            .for_each(|b| add(&mut prefix, b, block_tokens(b))),
+        Value::Null => {}
+        other => add(&mut prefix, other, block_tokens(other)),
+    }
+    for message in body["messages"].as_array().into_iter().flatten() {
+        let blocks = match &message["content"] {
+            Value::Array(blocks) => blocks.clone(),
+            other => vec![other.clone()],
+        };
+        for (i, block) in blocks.iter().enumerate() {
+            let overhead = if i == 0 { text::MESSAGE_OVERHEAD } else { 0 };
+            add(&mut prefix, block, block_tokens(block) + overhead);
+        }
+    }
+    if let Some(control) = body.get("cache_control").filter(|c| !c.is_null()) {
+        marks.push(Breakpoint {
+            boundary: prefix.boundaries.len().saturating_sub(1),
+            one_hour: control["ttl"] == "1h",
+        });
+    }
+    if marks.len() > MAX_BREAKPOINTS {
+        return Err(ApiError::BadRequest(format!(
+            "A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {}.",
+            marks.len()
+        )));
+    }
+    Ok((prefix, marks))
+}
+
+impl AnthropicApi {
+    /// Reads the longest cached prefix a breakpoint reaches (looking a few blocks back), then
+    /// writes every breakpoint's prefix, billing each written stretch at its marker's TTL.
+    fn use_cache(&self, body: &Value, model: &Model, total: u32) -> Result<PromptUse, ApiError> {
+        let (prefix, marks) = cache_layout(body, model)?;
+        let min = min_cacheable(model);
+        let at = |i: usize| prefix.boundaries[i];
+        let mut read = 0;
+        for mark in &marks {
+            let first = mark.boundary.saturating_sub(LOOKBACK_BLOCKS);
+            let hit = (first..=mark.boundary)
+                .rev()
+                .map(at)
+                .find(|b| b.tokens >= min && self.cache.refresh(&b.hash, mark.ttl()));
+            read = read.max(hit.map_or(0, |b| b.tokens));
+        }
+        let mut cached_to = read;
+        let mut used = PromptUse::uncached(0);
+        used.read = read;
+        for mark in &marks {
+            let boundary = at(mark.boundary);
+            if boundary.tokens < min {
+                continue;
+            }
+            let fresh = boundary.tokens.saturating_sub(cached_to);
+            if mark.one_hour {
+                used.write_1h += fresh;
+            } else {
+                used.write_5m += fresh;
+            }
+            cached_to = cached_to.max(boundary.tokens);
+            self.cache.insert(boundary.hash, (), mark.ttl());
+        }
+        used.input = total.saturating_sub(cached_to);
+        Ok(used)
+    }
 }
 
 impl AnthropicApi {
@@ -576,12 +733,13 @@ impl AnthropicApi {
             cx,
         )?;
         let output_tokens: u32 = blocks.iter().map(Block::tokens).sum();
+        let prompt_use = self.use_cache(&body, model, prompt.tokens())?;
         let id = cx.ids.next("msg_01", 22);
         if body["stream"] == true {
             return Ok(Reply::Sse(stream(
                 &id,
                 model,
-                prompt.tokens(),
+                &prompt_use,
                 &blocks,
                 &stop_reason,
             )));
@@ -594,7 +752,7 @@ impl AnthropicApi {
             "content": blocks.iter().map(Block::full).collect::<Vec<_>>(),
             "stop_reason": stop_reason.reason(),
             "stop_sequence": stop_reason.sequence(),
-            "usage": usage(prompt.tokens(), output_tokens),
+            "usage": usage(&prompt_use, output_tokens),
         });
         Ok(Reply::Json(json_bytes(&message)))
     }
@@ -615,14 +773,14 @@ impl AnthropicApi {
 fn stream(
     id: &str,
     model: &Model,
-    input_tokens: u32,
+    prompt_use: &PromptUse,
     blocks: &[Block],
     stop_reason: &StopReason,
 ) -> Vec<SseEvent> {
     let mut events = Vec::new();
     let start = json!({"type": "message_start", "message": {
         "model": model.served_as, "id": id, "type": "message", "role": "assistant", "content": [],
-        "stop_reason": null, "stop_sequence": null, "usage": usage(input_tokens, 1),
+        "stop_reason": null, "stop_sequence": null, "usage": usage(prompt_use, 1),
     }});
     events.push(SseEvent::named("message_start", &start, 0));
     for (index, block) in blocks.iter().enumerate() {
@@ -643,7 +801,7 @@ fn stream(
     let delta = json!({
         "type": "message_delta",
         "delta": {"stop_reason": stop_reason.reason(), "stop_sequence": stop_reason.sequence()},
-        "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": output_tokens},
+        "usage": {"input_tokens": prompt_use.input, "cache_creation_input_tokens": prompt_use.written(), "cache_read_input_tokens": prompt_use.read, "output_tokens": output_tokens},
     });
     events.push(SseEvent::named("message_delta", &delta, 0));
     events.push(SseEvent::named(

@@ -7,9 +7,12 @@
 //! `thinkingConfig.thinkingBudget: 0` turns it off and a positive budget caps it. Thoughts count
 //! against `maxOutputTokens`.
 
+use std::time::Duration;
+
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::cache::{Prefix, TtlMap};
 use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt};
 use super::tools::{self, Call, Choice, Tool, Turn};
@@ -30,6 +33,10 @@ const MAX_STOPS: usize = 5;
 pub struct GeminiApi {
     catalog: &'static Catalog,
     models: Vec<Value>,
+    /// Prompt prefixes seen recently, for implicit caching.
+    implicit: TtlMap<u64, ()>,
+    /// `cachedContents/{id}` resources.
+    explicit: TtlMap<String, CachedContent>,
 }
 
 impl GeminiApi {
@@ -38,7 +45,12 @@ impl GeminiApi {
             .for_provider(Provider::Gemini)
             .map(model_object)
             .collect();
-        GeminiApi { catalog, models }
+        GeminiApi {
+            catalog,
+            models,
+            implicit: TtlMap::default(),
+            explicit: TtlMap::default(),
+        }
     }
 
     fn resolve(&self, name: &str) -> Result<&'static Model, ApiError> {
@@ -165,6 +177,9 @@ impl EmulatedApi for GeminiApi {
         let rest = strip_version(&req.path).ok_or(ApiError::NotFound)?;
         if req.is("GET") && rest == "models" {
             return self.list_models(req);
+        }
+        if rest == "cachedContents" || rest.starts_with("cachedContents/") {
+            return self.cached_contents(req, cx, rest);
         }
         let target = rest.strip_prefix("models/").ok_or(ApiError::NotFound)?;
         match (req.is("GET"), target.split_once(':')) {
@@ -511,17 +526,225 @@ fn thought_signature(seed: u64) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn usage_metadata(prompt_tokens: u32, candidates_tokens: u32, thoughts: u32) -> Value {
+/// A prompt's size and how much of it came from a cache (which is inside the size).
+#[derive(Debug, Clone, Copy)]
+struct PromptCount {
+    tokens: u32,
+    cached: u32,
+}
+
+fn usage_metadata(prompt: PromptCount, candidates_tokens: u32, thoughts: u32) -> Value {
+    let prompt_tokens = prompt.tokens;
     let mut usage = json!({
         "promptTokenCount": prompt_tokens,
         "candidatesTokenCount": candidates_tokens,
         "totalTokenCount": prompt_tokens + candidates_tokens + thoughts,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
     });
+    if prompt.cached > 0 {
+        usage["cachedContentTokenCount"] = Value::from(prompt.cached);
+        usage["cacheTokensDetails"] = json!([{"modality": "TEXT", "tokenCount": prompt.cached}]);
+    }
     if thoughts > 0 {
         usage["thoughtsTokenCount"] = Value::from(thoughts);
     }
     usage
+}
+
+/// An explicit cache: its resource as served and what a request using it adds to the prompt.
+#[derive(Debug, Clone)]
+struct CachedContent {
+    resource: Value,
+    model: String,
+    tokens: u32,
+}
+
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
+const IMPLICIT_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// The shortest prompt prefix a model caches, implicitly or explicitly.
+fn min_cacheable(model: &Model) -> u32 {
+    if model.id.contains("pro") { 4096 } else { 1024 }
+}
+
+/// `"300s"` or `"1.5s"` → a duration.
+fn parse_duration(ttl: &str) -> Option<Duration> {
+    let seconds: f64 = ttl.strip_suffix('s')?.parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+fn timestamp(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// How long a new cache lives: its `ttl`, or until its `expireTime`, or an hour.
+fn requested_ttl(body: &Value, now: i64) -> Result<Duration, ApiError> {
+    if let Some(ttl) = body["ttl"].as_str() {
+        return parse_duration(ttl).ok_or_else(|| {
+            ApiError::BadRequest(format!("Invalid value at 'cached_content.ttl' ({ttl})"))
+        });
+    }
+    match field(body, "expireTime").as_str() {
+        Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+            .map(|t| Duration::from_secs(t.timestamp().saturating_sub(now).max(0) as u64))
+            .map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "Invalid value at 'cached_content.expire_time' ({at})"
+                ))
+            }),
+        None => Ok(DEFAULT_CACHE_TTL),
+    }
+}
+
+impl GeminiApi {
+    /// `cachedContents`: create and list; `cachedContents/{id}`: get, update (ttl) and delete.
+    fn cached_contents(&self, req: &EmuRequest, cx: &Cx, rest: &str) -> Result<Reply, ApiError> {
+        let name = rest.to_string();
+        match (
+            req.method.to_ascii_uppercase().as_str(),
+            rest == "cachedContents",
+        ) {
+            ("POST", true) => self.create_cache(req, cx),
+            ("GET", true) => {
+                let caches: Vec<Value> = self
+                    .explicit
+                    .values()
+                    .iter()
+                    .filter_map(|c| self.cache_resource(c, cx))
+                    .collect();
+                Ok(Reply::Json(json_bytes(&json!({"cachedContents": caches}))))
+            }
+            ("GET", false) => {
+                let cache = self.explicit.get(&name).ok_or(ApiError::NotFound)?;
+                let resource = self.cache_resource(&cache, cx).ok_or(ApiError::NotFound)?;
+                Ok(Reply::Json(json_bytes(&resource)))
+            }
+            ("PATCH", false) => {
+                let body = parse_json(req)?;
+                let cache = self.explicit.get(&name).ok_or(ApiError::NotFound)?;
+                self.explicit
+                    .insert(name.clone(), cache.clone(), requested_ttl(&body, cx.now)?);
+                let resource = self.cache_resource(&cache, cx).ok_or(ApiError::NotFound)?;
+                Ok(Reply::Json(json_bytes(&resource)))
+            }
+            ("DELETE", false) => {
+                self.explicit.remove(&name).ok_or(ApiError::NotFound)?;
+                Ok(Reply::Json(json_bytes(&json!({}))))
+            }
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    fn create_cache(&self, req: &EmuRequest, cx: &Cx) -> Result<Reply, ApiError> {
+        let body = parse_json(req)?;
+        let model_name = body["model"].as_str().ok_or_else(|| {
+            ApiError::BadRequest(
+                "* CreateCachedContentRequest.cached_content.model: model is required".into(),
+            )
+        })?;
+        let model = self.resolve(model_name)?;
+        let tokens = contents_prompt(&body)?.tokens();
+        let min = min_cacheable(model);
+        if tokens < min {
+            return Err(ApiError::BadRequest(format!(
+                "Cached content is too small. total_token_count={tokens}, min_total_token_count={min}"
+            )));
+        }
+        let ttl = requested_ttl(&body, cx.now)?;
+        let name = format!(
+            "cachedContents/{}",
+            cx.ids.next("", 12).to_ascii_lowercase()
+        );
+        let mut resource = json!({
+            "name": name,
+            "model": format!("models/{}", model.id),
+            "createTime": timestamp(cx.now),
+            "updateTime": timestamp(cx.now),
+            "usageMetadata": {"totalTokenCount": tokens},
+        });
+        if let Some(display) = field(&body, "displayName").as_str() {
+            resource["displayName"] = Value::from(display);
+        }
+        let cache = CachedContent {
+            resource,
+            model: model.id.clone(),
+            tokens,
+        };
+        self.explicit.insert(name, cache.clone(), ttl);
+        let resource = self.cache_resource(&cache, cx).ok_or(ApiError::NotFound)?;
+        Ok(Reply::Json(json_bytes(&resource)))
+    }
+
+    /// The resource with the expiry time it has now (None once it expired).
+    fn cache_resource(&self, cache: &CachedContent, cx: &Cx) -> Option<Value> {
+        let name = cache.resource["name"].as_str()?.to_string();
+        let (_, left) = self.explicit.get_with_ttl(&name)?;
+        let mut resource = cache.resource.clone();
+        resource["expireTime"] = Value::from(timestamp(cx.now + left.as_secs() as i64));
+        Some(resource)
+    }
+
+    /// The request's prompt count: an explicit cache it names, or else implicit caching of
+    /// the longest prefix (system, tools, contents) seen recently on 2.5 models.
+    fn count_prompt(
+        &self,
+        body: &Value,
+        model: &Model,
+        tokens: u32,
+    ) -> Result<PromptCount, ApiError> {
+        if let Some(name) = field(body, "cachedContent").as_str() {
+            let cache = self
+                .explicit
+                .get(&name.to_string())
+                .ok_or(ApiError::NotFound)?;
+            if cache.model != model.id {
+                return Err(ApiError::BadRequest(format!(
+                    "Model used by GenerateContent request (models/{}) and CachedContent (models/{}) has to be the same.",
+                    model.id, cache.model
+                )));
+            }
+            return Ok(PromptCount {
+                tokens: tokens + cache.tokens,
+                cached: cache.tokens,
+            });
+        }
+        let cached = if model.reasoning {
+            self.implicit_hit(body, model)
+        } else {
+            0
+        };
+        Ok(PromptCount { tokens, cached })
+    }
+
+    fn implicit_hit(&self, body: &Value, model: &Model) -> u32 {
+        let mut prefix = Prefix::new(&model.served_as);
+        let system = field(body, "systemInstruction");
+        if !system.is_null() {
+            let mut scratch = Prompt::default();
+            scratch.add_content(&system["parts"]);
+            prefix.push(system, scratch.tokens());
+        }
+        if let Some(tools) = body.get("tools") {
+            prefix.push(tools, text::count_tokens(&tools.to_string()));
+        }
+        for content in body["contents"].as_array().into_iter().flatten() {
+            let mut scratch = Prompt::default();
+            scratch.add_message();
+            scratch.add_content(&content["parts"]);
+            prefix.push(content, scratch.tokens());
+        }
+        let min = min_cacheable(model);
+        let mut hit = 0;
+        for boundary in prefix.boundaries.iter().filter(|b| b.tokens >= min) {
+            if self.implicit.contains(&boundary.hash) {
+                hit = hit.max(boundary.tokens);
+            }
+            self.implicit.insert(boundary.hash, (), IMPLICIT_CACHE_TTL);
+        }
+        hit
+    }
 }
 
 fn finish_reason(c: &Candidate) -> &'static str {
@@ -542,6 +765,7 @@ impl GeminiApi {
         let body = parse_json(req)?;
         let prompt = contents_prompt(&body)?;
         let answer = candidate(model, &body, &prompt, text::seed_of_request(&body))?;
+        let count = self.count_prompt(&body, model, prompt.tokens())?;
         let response_id = cx.ids.next("", 23);
         let frame = |text: &str, finish: Option<&str>, candidates_tokens: u32| {
             let parts = answer.parts(text, finish.is_some());
@@ -551,7 +775,7 @@ impl GeminiApi {
             }
             json!({
                 "candidates": [c],
-                "usageMetadata": usage_metadata(prompt.tokens(), candidates_tokens, answer.thoughts),
+                "usageMetadata": usage_metadata(count, candidates_tokens, answer.thoughts),
                 "modelVersion": model.served_as,
                 "responseId": response_id,
             })

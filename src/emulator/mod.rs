@@ -7,6 +7,7 @@
 //! record of what arrived.
 
 pub mod anthropic;
+pub mod cache;
 pub mod faults;
 pub mod gemini;
 pub mod openai;

@@ -4,10 +4,13 @@
 //! includes hidden `reasoning_tokens`, and a chat stream has usage only when
 //! `stream_options.include_usage` asks for it.
 
+use std::time::Duration;
+
 use base64::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::cache::{Prefix, TtlMap};
 use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt};
 use super::tools::{self, Call, Choice, Tool, Turn};
@@ -28,6 +31,8 @@ const MAX_STOPS: usize = 4;
 pub struct OpenAiApi {
     catalog: &'static Catalog,
     list_body: Vec<u8>,
+    /// Prompt prefixes seen recently, for automatic caching.
+    cache: TtlMap<u64, ()>,
 }
 
 impl OpenAiApi {
@@ -37,7 +42,11 @@ impl OpenAiApi {
             .map(|m| model_object(m, &m.id))
             .collect();
         let list_body = json_bytes(&json!({"object": "list", "data": data}));
-        OpenAiApi { catalog, list_body }
+        OpenAiApi {
+            catalog,
+            list_body,
+            cache: TtlMap::default(),
+        }
     }
 
     fn model(&self, body: &Value) -> Result<&'static Model, ApiError> {
@@ -496,6 +505,69 @@ fn chat_prompt(body: &Value) -> Result<Prompt, ApiError> {
     Ok(prompt)
 }
 
+/// A prompt's size and how much of it was read from the cache.
+#[derive(Debug, Clone, Copy)]
+struct PromptCount {
+    tokens: u32,
+    cached: u32,
+}
+
+/// Prompts this long and longer are cached automatically.
+const MIN_CACHED_PROMPT: u32 = 1024;
+/// Cache hits are counted in steps of this many tokens above the minimum.
+const CACHE_STEP: u32 = 128;
+const CACHE_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// The messages of a chat request, each a cache segment.
+fn chat_segments(body: &Value) -> Vec<Value> {
+    body["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// The instructions and input items of a Responses request, each a cache segment.
+fn response_segments(body: &Value) -> Vec<Value> {
+    let instructions = body.get("instructions").filter(|i| !i.is_null()).cloned();
+    let input = match &body["input"] {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    instructions.into_iter().chain(input).collect()
+}
+
+impl OpenAiApi {
+    /// Automatic caching: the longest prefix of at least [`MIN_CACHED_PROMPT`] tokens seen
+    /// recently, rounded down to a [`CACHE_STEP`]; every long prefix is remembered for next time.
+    fn cached_prefix(&self, model: &Model, tools: Option<&Value>, segments: Vec<Value>) -> u32 {
+        let mut prefix = Prefix::new(&model.served_as);
+        if let Some(tools) = tools {
+            prefix.push(tools, text::count_tokens(&tools.to_string()));
+        }
+        for segment in &segments {
+            let mut scratch = Prompt::default();
+            scratch.add_message();
+            scratch.add_content(segment.get("content").unwrap_or(segment));
+            prefix.push(segment, scratch.tokens());
+        }
+        let long: Vec<_> = prefix
+            .boundaries
+            .iter()
+            .filter(|b| b.tokens >= MIN_CACHED_PROMPT)
+            .collect();
+        let hit = long
+            .iter()
+            .filter(|b| self.cache.contains(&b.hash))
+            .map(|b| b.tokens)
+            .max()
+            .unwrap_or(0);
+        long.iter()
+            .for_each(|b| self.cache.insert(b.hash, (), CACHE_TTL));
+        if hit < MIN_CACHED_PROMPT {
+            0
+        } else {
+            MIN_CACHED_PROMPT + (hit - MIN_CACHED_PROMPT) / CACHE_STEP * CACHE_STEP
+        }
+    }
+}
+
 /// Chat usage as OpenAI reports it; typed because this is the hot path.
 #[derive(Serialize)]
 struct ChatUsage {
@@ -520,14 +592,15 @@ struct CompletionDetails {
     rejected_prediction_tokens: u32,
 }
 
-fn chat_usage(prompt_tokens: u32, answers: &[Generated]) -> ChatUsage {
+fn chat_usage(prompt: PromptCount, answers: &[Generated]) -> ChatUsage {
+    let prompt_tokens = prompt.tokens;
     let completion_tokens: u32 = answers.iter().map(Generated::completion_tokens).sum();
     ChatUsage {
         prompt_tokens,
         completion_tokens,
         total_tokens: prompt_tokens + completion_tokens,
         prompt_tokens_details: PromptDetails {
-            cached_tokens: 0,
+            cached_tokens: prompt.cached,
             audio_tokens: 0,
         },
         completion_tokens_details: CompletionDetails {
@@ -619,23 +692,23 @@ impl OpenAiApi {
             .map(|i| generate(&ask, i, cx.ids))
             .collect();
         let id = cx.ids.next("chatcmpl-", 29);
+        let count = PromptCount {
+            tokens: prompt.tokens(),
+            cached: self.cached_prefix(model, body.get("tools"), chat_segments(&body)),
+        };
         if body["stream"] == true {
             let include_usage = body["stream_options"]["include_usage"] == true;
             Ok(Reply::Sse(chat_stream(
                 &id,
                 cx.now,
                 model,
-                prompt.tokens(),
+                count,
                 &answers,
                 include_usage,
             )))
         } else {
             Ok(Reply::Json(chat_completion(
-                &id,
-                cx.now,
-                model,
-                prompt.tokens(),
-                &answers,
+                &id, cx.now, model, count, &answers,
             )))
         }
     }
@@ -645,7 +718,7 @@ fn chat_completion(
     id: &str,
     created: i64,
     model: &Model,
-    prompt_tokens: u32,
+    prompt: PromptCount,
     answers: &[Generated],
 ) -> Vec<u8> {
     let completion = ChatCompletion {
@@ -670,7 +743,7 @@ fn chat_completion(
                 finish_reason: finish_reason(g),
             })
             .collect(),
-        usage: chat_usage(prompt_tokens, answers),
+        usage: chat_usage(prompt, answers),
         service_tier: "default",
         system_fingerprint: SYSTEM_FINGERPRINT,
     };
@@ -681,7 +754,7 @@ fn chat_stream(
     id: &str,
     created: i64,
     model: &Model,
-    prompt_tokens: u32,
+    prompt: PromptCount,
     answers: &[Generated],
     include_usage: bool,
 ) -> Vec<SseEvent> {
@@ -731,7 +804,7 @@ fn chat_stream(
         ));
     }
     if include_usage {
-        let usage = serde_json::to_value(chat_usage(prompt_tokens, answers)).unwrap_or_default();
+        let usage = serde_json::to_value(chat_usage(prompt, answers)).unwrap_or_default();
         events.push(SseEvent::data(&chunk(json!([]), Some(usage)), 0));
     }
     events.push(SseEvent::raw("data: [DONE]\n\n"));
@@ -818,7 +891,7 @@ struct ResponseParts<'a> {
     created: i64,
     model: &'a Model,
     body: &'a Value,
-    prompt_tokens: u32,
+    prompt: PromptCount,
     answer: Generated,
 }
 
@@ -859,11 +932,11 @@ impl ResponseParts<'_> {
     fn usage(&self) -> Value {
         let output = self.answer.completion_tokens();
         json!({
-            "input_tokens": self.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "input_tokens": self.prompt.tokens,
+            "input_tokens_details": {"cached_tokens": self.prompt.cached, "cache_write_tokens": 0},
             "output_tokens": output,
             "output_tokens_details": {"reasoning_tokens": self.answer.reasoning_tokens},
-            "total_tokens": self.prompt_tokens + output,
+            "total_tokens": self.prompt.tokens + output,
         })
     }
 
@@ -946,7 +1019,10 @@ impl OpenAiApi {
             created: cx.now,
             model,
             body: &body,
-            prompt_tokens: prompt.tokens(),
+            prompt: PromptCount {
+                tokens: prompt.tokens(),
+                cached: self.cached_prefix(model, body.get("tools"), response_segments(&body)),
+            },
             answer: generate(&ask, 0, cx.ids),
         };
         if body["stream"] == true {

@@ -1,11 +1,15 @@
-"""Agent apps through the Hub: tool calls, their results and structured outputs, with the
-official SDKs' own helpers, answered by the Hub's built-in emulator (demo connections).
+"""Agent apps through the Hub: tool calls, their results, structured outputs and prompt
+caching, with the official SDKs' own helpers, answered by the Hub's built-in emulator (demo
+connections).
 
 Each agent loop is the one an app runs: ask, get a tool call, run the tool, send the result,
 get a final answer that uses it; streamed and not.
 """
 
 import json
+import math
+import pathlib
+from fractions import Fraction
 from typing import Literal
 
 import anthropic
@@ -17,6 +21,8 @@ from google.genai import types
 from pydantic import BaseModel
 
 from hub_process import HubProcess
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 WEATHER_ASK = "What is the weather in Paris today?"
 
@@ -396,3 +402,125 @@ def test_gemini_structured_output_parses(hub, key):
         config=types.GenerateContentConfig(response_mime_type="application/json", response_schema=CityFacts),
     )
     assert isinstance(r.parsed, CityFacts) and r.parsed.name == "Lisbon"
+
+
+# ---------------------------------------------------------------- prompt caching, billed
+
+
+def list_price(provider, model):
+    data = json.loads((ROOT / "src" / "catalog" / "models.json").read_text())
+    return next(m["price"] for m in data[provider] if m["id"] == model)
+
+
+def cost_at_list_price(price, uncached=0, cached=0, write_5m=0, write_1h=0, output=0):
+    """Micro-USD: the catalog's per-million prices are micro-USD per token; rounded up once."""
+    rate = lambda k: Fraction(str(price.get(k, price["input"])))  # noqa: E731
+    exact = (
+        uncached * rate("input")
+        + cached * rate("cached_input")
+        + write_5m * rate("cache_write_5m")
+        + write_1h * rate("cache_write_1h")
+        + output * Fraction(str(price["output"]))
+    )
+    return math.ceil(exact)
+
+
+def last_rows(hub, before, n):
+    rows = hub.wait_usage(before + n)
+    assert len(rows) == before + n
+    return rows[before:]
+
+
+LONG_POLICY = "Every answer must follow the house style of the Workshop Hub policy manual. " * 400
+
+
+def test_anthropic_cache_breakpoints_write_then_read_and_bill(hub, key):
+    c = ant(hub, key)
+    before = hub.usage_count()
+    kw = dict(
+        model="claude-opus-4-5",
+        max_tokens=200,
+        system=[{"type": "text", "text": LONG_POLICY, "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        messages=[{"role": "user", "content": "Summarise the policy."}],
+    )
+    first = c.messages.create(**kw)
+    second = c.messages.create(**kw)
+    with c.messages.stream(**kw) as s:
+        third = s.get_final_message()
+    written = first.usage.cache_creation_input_tokens
+    assert written > 4096 and first.usage.cache_read_input_tokens == 0
+    assert first.usage.cache_creation.ephemeral_1h_input_tokens == written
+    assert second.usage.cache_creation_input_tokens == 0
+    assert second.usage.cache_read_input_tokens == written == third.usage.cache_read_input_tokens
+    assert second.usage.input_tokens == first.usage.input_tokens < 20
+    price = list_price("anthropic", "claude-opus-4-5")
+    rows = last_rows(hub, before, 3)
+    assert rows[0]["cache_write_tokens"] == written and rows[1]["cached_input_tokens"] == written
+    assert rows[0]["cost_micro_usd"] == cost_at_list_price(
+        price, uncached=first.usage.input_tokens, write_1h=written, output=first.usage.output_tokens
+    )
+    assert rows[1]["cost_micro_usd"] == cost_at_list_price(
+        price, uncached=second.usage.input_tokens, cached=written, output=second.usage.output_tokens
+    )
+    assert rows[1]["cost_micro_usd"] < rows[0]["cost_micro_usd"] / 5
+
+
+def test_anthropic_short_prefix_is_not_cached(hub, key):
+    c = ant(hub, key)
+    kw = dict(
+        model="claude-opus-4-5",
+        max_tokens=100,
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    c.messages.create(**kw)
+    again = c.messages.create(**kw)
+    assert again.usage.cache_read_input_tokens == 0 and again.usage.cache_creation_input_tokens == 0
+
+
+def test_openai_automatic_caching_in_128_token_steps_and_billing(hub, key):
+    c = oai(hub, key)
+    before = hub.usage_count()
+    messages = [{"role": "system", "content": LONG_POLICY}, {"role": "user", "content": "Summarise it."}]
+    first = c.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    second = c.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    assert cached >= 1024 and (cached - 1024) % 128 == 0
+    assert second.usage.prompt_tokens - 128 < cached <= second.usage.prompt_tokens
+    r = c.responses.create(model="gpt-4o-mini", instructions=LONG_POLICY, input="Summarise it.")
+    r2 = c.responses.create(model="gpt-4o-mini", instructions=LONG_POLICY, input="Summarise it.")
+    assert r.usage.input_tokens_details.cached_tokens == 0
+    assert r2.usage.input_tokens_details.cached_tokens >= 1024
+    assert r2.usage.input_tokens_details.cache_write_tokens == 0
+    rows = last_rows(hub, before, 4)
+    price = list_price("openai", "gpt-4o-mini")
+    assert rows[1]["cached_input_tokens"] == cached
+    assert rows[1]["cost_micro_usd"] == cost_at_list_price(
+        price,
+        uncached=second.usage.prompt_tokens - cached,
+        cached=cached,
+        output=second.usage.completion_tokens,
+    )
+    assert rows[1]["cost_micro_usd"] < rows[0]["cost_micro_usd"]
+
+
+def test_gemini_implicit_caching_is_billed(hub, key):
+    c = gem(hub, key)
+    before = hub.usage_count()
+    config = types.GenerateContentConfig(system_instruction=LONG_POLICY)
+    first = c.models.generate_content(model="gemini-2.5-flash", contents="Summarise it.", config=config)
+    second = c.models.generate_content(model="gemini-2.5-flash", contents="Summarise it.", config=config)
+    assert first.usage_metadata.cached_content_token_count is None
+    cached = second.usage_metadata.cached_content_token_count
+    assert 1024 <= cached <= second.usage_metadata.prompt_token_count
+    assert second.usage_metadata.cache_tokens_details[0].token_count == cached
+    rows = last_rows(hub, before, 2)
+    assert rows[1]["cached_input_tokens"] == cached
+    u = second.usage_metadata
+    assert rows[1]["cost_micro_usd"] == cost_at_list_price(
+        list_price("gemini", "gemini-2.5-flash"),
+        uncached=u.prompt_token_count - cached,
+        cached=cached,
+        output=u.candidates_token_count + u.thoughts_token_count,
+    )

@@ -658,3 +658,35 @@ def test_gemini_accepts_snake_case_generation_config(emulator_url):
     )
     assert r.json()["candidates"][0]["finishReason"] == "MAX_TOKENS"
     assert r.json()["usageMetadata"]["candidatesTokenCount"] == 3
+
+
+def test_gemini_cached_contents_lifecycle(emulator_url):
+    c = gem(emulator_url)
+    document = types.Content(role="user", parts=[types.Part(text="The Workshop Hub manual says hello. " * 300)])
+    with pytest.raises(genai_errors.ClientError) as e:
+        c.caches.create(model="gemini-2.5-flash", config=types.CreateCachedContentConfig(contents=["too short"]))
+    assert e.value.code == 400 and "too small" in e.value.message
+    cache = c.caches.create(
+        model="gemini-2.5-flash",
+        config=types.CreateCachedContentConfig(contents=[document], display_name="manual", ttl="300s"),
+    )
+    assert cache.name.startswith("cachedContents/") and cache.display_name == "manual"
+    assert cache.model == "models/gemini-2.5-flash"
+    tokens = cache.usage_metadata.total_token_count
+    assert tokens >= 1024
+    assert 290 <= (cache.expire_time - cache.create_time).total_seconds() <= 300
+    assert c.caches.get(name=cache.name).name == cache.name
+    assert cache.name in [x.name for x in c.caches.list()]
+    r = c.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="What does it say?",
+        config=types.GenerateContentConfig(cached_content=cache.name),
+    )
+    assert r.usage_metadata.cached_content_token_count == tokens
+    assert r.usage_metadata.prompt_token_count > tokens
+    updated = c.caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="7200s"))
+    assert (updated.expire_time - cache.create_time).total_seconds() > 7000
+    c.caches.delete(name=cache.name)
+    with pytest.raises(genai_errors.ClientError) as e:
+        c.caches.get(name=cache.name)
+    assert e.value.code == 404
