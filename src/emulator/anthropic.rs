@@ -14,7 +14,8 @@ use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt, Rng};
 use super::tools::{self, Call, Choice, Tool, Turn};
 use super::{
-    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json, schema, stops,
+    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, media, parse_json, schema,
+    stops,
 };
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
@@ -238,6 +239,57 @@ fn rate_limit_headers(cx: &Cx) -> Vec<(String, String)> {
     headers
 }
 
+/// A PDF page is billed as the image of a letter-size page rendered at 144 dpi.
+const PDF_PAGE_PIXELS: (u32, u32) = (1224, 1584);
+const MAX_LONG_EDGE: f64 = 1568.0;
+const MAX_PIXELS: f64 = 1_150_000.0;
+
+/// Anthropic's rule: images over 1568 px on the long edge or about 1.15 MP are scaled down,
+/// then cost width × height / 750 tokens.
+fn image_tokens((w, h): (u32, u32)) -> u32 {
+    let (w, h) = (f64::from(w.max(1)), f64::from(h.max(1)));
+    let edge = (MAX_LONG_EDGE / w.max(h)).min(1.0);
+    let (w, h) = (w * edge, h * edge);
+    let area = (MAX_PIXELS / (w * h)).sqrt().min(1.0);
+    ((w * area).round() * (h * area).round() / 750.0).ceil() as u32
+}
+
+fn source_bytes(source: &Value) -> Option<media::Inline> {
+    match source["type"].as_str() {
+        Some("base64") => media::Inline::from_base64(
+            source["media_type"].as_str().unwrap_or(""),
+            source["data"].as_str().unwrap_or(""),
+        ),
+        _ => None,
+    }
+}
+
+/// Counts image and document blocks wherever they sit (also inside tool results).
+fn add_media(prompt: &mut Prompt, content: &Value) {
+    match content {
+        Value::Array(items) => items.iter().for_each(|i| add_media(prompt, i)),
+        Value::Object(map) => match map.get("type").and_then(Value::as_str) {
+            Some("image") => {
+                let size = source_bytes(&content["source"])
+                    .map_or(media::UNKNOWN_IMAGE, |i| i.image_size());
+                prompt.image_tokens += image_tokens(size);
+            }
+            Some("document") => {
+                let source = &content["source"];
+                prompt.document_tokens += match source["type"].as_str() {
+                    Some("text") => text::count_tokens(source["data"].as_str().unwrap_or("")),
+                    _ => {
+                        let pages = source_bytes(source).map_or(1, |f| media::pdf_pages(&f.bytes));
+                        pages * image_tokens(PDF_PAGE_PIXELS)
+                    }
+                };
+            }
+            _ => map.values().for_each(|v| add_media(prompt, v)),
+        },
+        _ => {}
+    }
+}
+
 /// The prompt of a messages or count_tokens request.
 fn messages_prompt(body: &Value) -> Result<Prompt, ApiError> {
     let messages = body
@@ -252,6 +304,7 @@ fn messages_prompt(body: &Value) -> Result<Prompt, ApiError> {
     for message in messages {
         prompt.add_message();
         let text = prompt.add_content(&message["content"]);
+        add_media(&mut prompt, &message["content"]);
         prompt.tool_results = tool_results(&message["content"]);
         if message["role"] == "user" && prompt.tool_results.is_empty() {
             prompt.last_user = text;

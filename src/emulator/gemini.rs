@@ -17,7 +17,8 @@ use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt};
 use super::tools::{self, Call, Choice, Tool, Turn};
 use super::{
-    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json, schema, stops,
+    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, media, parse_json, schema,
+    stops,
 };
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
@@ -311,6 +312,55 @@ fn quota_details(retry_delay: Option<&str>) -> Value {
     Value::Array(details)
 }
 
+/// Gemini 2.x: an image with both sides at most 384 px is 258 tokens; a larger one is cut
+/// into 768×768 tiles of 258 tokens each. A PDF page is 258 tokens.
+const TILE_TOKENS: u32 = 258;
+
+fn image_tokens((w, h): (u32, u32)) -> u32 {
+    if w <= 384 && h <= 384 {
+        TILE_TOKENS
+    } else {
+        media::ceil_div(w, 768).max(1) * media::ceil_div(h, 768).max(1) * TILE_TOKENS
+    }
+}
+
+/// Counts `inlineData` and `fileData` parts: images by size, PDFs by page.
+fn add_media(prompt: &mut Prompt, parts: &Value) {
+    for part in parts.as_array().into_iter().flatten() {
+        let inline = field(part, "inlineData");
+        let file = field(part, "fileData");
+        let (mime, bytes) = if !inline.is_null() {
+            let mime = field(inline, "mimeType").as_str().unwrap_or("");
+            (
+                mime,
+                media::Inline::from_base64(mime, inline["data"].as_str().unwrap_or("")),
+            )
+        } else if !file.is_null() {
+            (field(file, "mimeType").as_str().unwrap_or(""), None)
+        } else {
+            continue;
+        };
+        if mime == "application/pdf" {
+            prompt.document_tokens += TILE_TOKENS * bytes.map_or(1, |b| media::pdf_pages(&b.bytes));
+        } else if mime.starts_with("image/") {
+            prompt.image_tokens +=
+                image_tokens(bytes.map_or(media::UNKNOWN_IMAGE, |b| b.image_size()));
+        }
+    }
+}
+
+/// Per-modality counts of a prompt, as `promptTokensDetails` lists them.
+fn modality_details(prompt: &Prompt) -> Value {
+    let mut details = vec![json!({"modality": "TEXT", "tokenCount": prompt.text_part()})];
+    if prompt.image_tokens > 0 {
+        details.push(json!({"modality": "IMAGE", "tokenCount": prompt.image_tokens}));
+    }
+    if prompt.document_tokens > 0 {
+        details.push(json!({"modality": "DOCUMENT", "tokenCount": prompt.document_tokens}));
+    }
+    Value::Array(details)
+}
+
 /// The prompt of a generate or count request: system instruction plus every content turn.
 fn contents_prompt(request: &Value) -> Result<Prompt, ApiError> {
     let contents = request
@@ -330,6 +380,7 @@ fn contents_prompt(request: &Value) -> Result<Prompt, ApiError> {
     for content in contents {
         prompt.add_message();
         let text = prompt.add_content(&content["parts"]);
+        add_media(&mut prompt, &content["parts"]);
         prompt.tool_results = function_responses(&content["parts"]);
         let from_user = content["role"].as_str().is_none_or(|r| r == "user");
         if from_user && prompt.tool_results.is_empty() {
@@ -527,19 +578,21 @@ fn thought_signature(seed: u64) -> String {
 }
 
 /// A prompt's size and how much of it came from a cache (which is inside the size).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PromptCount {
     tokens: u32,
     cached: u32,
+    /// `promptTokensDetails`: the count by modality.
+    details: Value,
 }
 
-fn usage_metadata(prompt: PromptCount, candidates_tokens: u32, thoughts: u32) -> Value {
+fn usage_metadata(prompt: &PromptCount, candidates_tokens: u32, thoughts: u32) -> Value {
     let prompt_tokens = prompt.tokens;
     let mut usage = json!({
         "promptTokenCount": prompt_tokens,
         "candidatesTokenCount": candidates_tokens,
         "totalTokenCount": prompt_tokens + candidates_tokens + thoughts,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+        "promptTokensDetails": prompt.details,
     });
     if prompt.cached > 0 {
         usage["cachedContentTokenCount"] = Value::from(prompt.cached);
@@ -692,8 +745,10 @@ impl GeminiApi {
         &self,
         body: &Value,
         model: &Model,
-        tokens: u32,
+        prompt: &Prompt,
     ) -> Result<PromptCount, ApiError> {
+        let tokens = prompt.tokens();
+        let mut details = modality_details(prompt);
         if let Some(name) = field(body, "cachedContent").as_str() {
             let cache = self
                 .explicit
@@ -705,9 +760,11 @@ impl GeminiApi {
                     model.id, cache.model
                 )));
             }
+            details[0]["tokenCount"] = Value::from(prompt.text_part() + cache.tokens);
             return Ok(PromptCount {
                 tokens: tokens + cache.tokens,
                 cached: cache.tokens,
+                details,
             });
         }
         let cached = if model.reasoning {
@@ -715,7 +772,11 @@ impl GeminiApi {
         } else {
             0
         };
-        Ok(PromptCount { tokens, cached })
+        Ok(PromptCount {
+            tokens,
+            cached,
+            details,
+        })
     }
 
     fn implicit_hit(&self, body: &Value, model: &Model) -> u32 {
@@ -765,7 +826,7 @@ impl GeminiApi {
         let body = parse_json(req)?;
         let prompt = contents_prompt(&body)?;
         let answer = candidate(model, &body, &prompt, text::seed_of_request(&body))?;
-        let count = self.count_prompt(&body, model, prompt.tokens())?;
+        let count = self.count_prompt(&body, model, &prompt)?;
         let response_id = cx.ids.next("", 23);
         let frame = |text: &str, finish: Option<&str>, candidates_tokens: u32| {
             let parts = answer.parts(text, finish.is_some());
@@ -775,7 +836,7 @@ impl GeminiApi {
             }
             json!({
                 "candidates": [c],
-                "usageMetadata": usage_metadata(count, candidates_tokens, answer.thoughts),
+                "usageMetadata": usage_metadata(&count, candidates_tokens, answer.thoughts),
                 "modelVersion": model.served_as,
                 "responseId": response_id,
             })
@@ -813,10 +874,10 @@ impl GeminiApi {
 fn count_tokens(req: &EmuRequest) -> Result<Reply, ApiError> {
     let body = parse_json(req)?;
     let request = body.get("generateContentRequest").unwrap_or(&body);
-    let tokens = contents_prompt(request)?.tokens();
+    let prompt = contents_prompt(request)?;
     Ok(Reply::Json(json_bytes(&json!({
-        "totalTokens": tokens,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+        "totalTokens": prompt.tokens(),
+        "promptTokensDetails": modality_details(&prompt),
     }))))
 }
 

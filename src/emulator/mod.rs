@@ -10,6 +10,7 @@ pub mod anthropic;
 pub mod cache;
 pub mod faults;
 pub mod gemini;
+pub mod media;
 pub mod openai;
 pub mod schema;
 pub mod stops;

@@ -15,7 +15,7 @@ use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt};
 use super::tools::{self, Call, Choice, Tool, Turn};
 use super::{
-    ApiError, Cx, EmuRequest, EmulatedApi, IdGen, Reply, SseEvent, date_to_unix, json_bytes,
+    ApiError, Cx, EmuRequest, EmulatedApi, IdGen, Reply, SseEvent, date_to_unix, json_bytes, media,
     parse_json, schema, stops,
 };
 use crate::catalog::{Catalog, Model, ModelKind};
@@ -477,6 +477,66 @@ fn check_effort(model: &Model, effort: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// A PDF page is billed as the high-detail image of a letter-size page rendered at 144 dpi.
+const PDF_PAGE_PIXELS: (u32, u32) = (1224, 1584);
+
+/// OpenAI's tile rule: `low` detail is the flat base; otherwise the image is fitted within
+/// 2048×2048, scaled down so its shorter side is at most 768, and each 512-px tile costs
+/// extra (85 + 170 per tile; gpt-4o-mini 2833 + 5667).
+fn image_tokens(model: &Model, (w, h): (u32, u32), detail: &str) -> u32 {
+    let (base, per_tile) = if model.id.contains("4o-mini") {
+        (2833, 5667)
+    } else {
+        (85, 170)
+    };
+    if detail == "low" {
+        return base;
+    }
+    let (w, h) = (f64::from(w.max(1)), f64::from(h.max(1)));
+    let fit = (2048.0 / w.max(h)).min(1.0);
+    let (w, h) = (w * fit, h * fit);
+    let shrink = (768.0 / w.min(h)).min(1.0);
+    let tiles = ((w * shrink) / 512.0).ceil() * ((h * shrink) / 512.0).ceil();
+    base + per_tile * tiles as u32
+}
+
+/// Counts the images and files of Chat or Responses content, wherever they sit.
+fn add_media(prompt: &mut Prompt, model: &Model, content: &Value) {
+    match content {
+        Value::Array(items) => items.iter().for_each(|i| add_media(prompt, model, i)),
+        Value::Object(map) => match map.get("type").and_then(Value::as_str) {
+            Some("image_url") => {
+                let url = content["image_url"]["url"].as_str().unwrap_or("");
+                let detail = content["image_url"]["detail"].as_str().unwrap_or("auto");
+                prompt.image_tokens += image_tokens(model, url_image_size(url), detail);
+            }
+            Some("input_image") => {
+                let url = content["image_url"].as_str().unwrap_or("");
+                let detail = content["detail"].as_str().unwrap_or("auto");
+                prompt.image_tokens += image_tokens(model, url_image_size(url), detail);
+            }
+            Some("file") => add_file(prompt, model, &content["file"]["file_data"]),
+            Some("input_file") => add_file(prompt, model, &content["file_data"]),
+            _ => map.values().for_each(|v| add_media(prompt, model, v)),
+        },
+        _ => {}
+    }
+}
+
+fn url_image_size(url: &str) -> (u32, u32) {
+    media::Inline::from_data_url(url).map_or(media::UNKNOWN_IMAGE, |i| i.image_size())
+}
+
+fn add_file(prompt: &mut Prompt, model: &Model, data: &Value) {
+    let Some(data) = data.as_str() else {
+        return;
+    };
+    let file = media::Inline::from_data_url(data)
+        .or_else(|| media::Inline::from_base64("application/pdf", data));
+    let pages = file.map_or(1, |f| media::pdf_pages(&f.bytes));
+    prompt.document_tokens += pages * image_tokens(model, PDF_PAGE_PIXELS, "high");
+}
+
 fn chat_prompt(body: &Value) -> Result<Prompt, ApiError> {
     let messages = body
         .get("messages")
@@ -657,7 +717,8 @@ impl OpenAiApi {
         let body = parse_json(req)?;
         let model = self.model(&body)?;
         require_chat_model(model)?;
-        let prompt = chat_prompt(&body)?;
+        let mut prompt = chat_prompt(&body)?;
+        add_media(&mut prompt, model, &body["messages"]);
         if model.reasoning && body.get("max_tokens").is_some_and(|v| !v.is_null()) {
             return Err(ApiError::BadRequest(
                 "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.".into(),
@@ -992,7 +1053,8 @@ impl OpenAiApi {
         let body = parse_json(req)?;
         let model = self.model(&body)?;
         require_chat_model(model)?;
-        let prompt = responses_prompt(&body)?;
+        let mut prompt = responses_prompt(&body)?;
+        add_media(&mut prompt, model, &body["input"]);
         let effort = body["reasoning"]["effort"].as_str();
         if effort.is_some() && !model.reasoning {
             return Err(ApiError::BadRequest(format!(

@@ -276,6 +276,9 @@ pub fn salient_name(text: &str) -> String {
 pub struct Prompt {
     text_tokens: u32,
     messages: u32,
+    /// Tokens of attached images and of documents (PDF pages), by each provider's rule.
+    pub image_tokens: u32,
+    pub document_tokens: u32,
     pub last_user: String,
     /// The tool results the last turn carries, as text; empty when it carries none.
     pub tool_results: Vec<String>,
@@ -300,6 +303,11 @@ impl Prompt {
     }
 
     pub fn tokens(&self) -> u32 {
+        self.text_part() + self.image_tokens + self.document_tokens
+    }
+
+    /// The tokens that are text: everything but images and documents.
+    pub fn text_part(&self) -> u32 {
         self.text_tokens + self.messages * MESSAGE_OVERHEAD
     }
 

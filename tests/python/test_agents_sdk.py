@@ -524,3 +524,86 @@ def test_gemini_implicit_caching_is_billed(hub, key):
         cached=cached,
         output=u.candidates_token_count + u.thoughts_token_count,
     )
+
+
+# ---------------------------------------------------------------- images and PDFs
+
+
+def png(width, height):
+    """A real, blank RGB PNG of the given size."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = (b"\x00" + b"\x00" * width * 3) * height
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def b64(data):
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+PDF_3_PAGES = b"%PDF-1.4\n1 0 obj <</Type /Pages /Count 3>> endobj\n" + b"2 0 obj <</Type /Page>> endobj\n" * 3
+
+
+def test_openai_images_use_the_tile_rule_and_are_billed(hub, key):
+    c = oai(hub, key)
+    before = hub.usage_count()
+    url = "data:image/png;base64," + b64(png(1024, 1024))
+
+    def prompt_tokens(*parts):
+        content = [{"type": "text", "text": "What is in this picture?"}, *parts]
+        r = c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": content}])
+        return r.usage.prompt_tokens
+
+    text_only = prompt_tokens()
+    high = prompt_tokens({"type": "image_url", "image_url": {"url": url, "detail": "high"}})
+    low = prompt_tokens({"type": "image_url", "image_url": {"url": url, "detail": "low"}})
+    assert high - text_only == 85 + 170 * 4  # 1024² → 768² → four 512-px tiles
+    assert low - text_only == 85
+    rows = last_rows(hub, before, 3)
+    assert rows[1]["input_tokens"] == high
+
+
+def test_anthropic_images_and_pdfs_are_counted(hub, key):
+    c = ant(hub, key)
+
+    def input_tokens(*blocks):
+        content = [{"type": "text", "text": "Describe it."}, *blocks]
+        return c.messages.count_tokens(
+            model="claude-haiku-4-5", messages=[{"role": "user", "content": content}]
+        ).input_tokens
+
+    text_only = input_tokens()
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(png(1000, 750))}}
+    assert input_tokens(image) - text_only == 1000  # 1000 × 750 / 750
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": b64(PDF_3_PAGES)}}
+    per_page = input_tokens(pdf) - text_only
+    assert per_page % 3 == 0 and per_page > 3000
+    m = c.messages.create(
+        model="claude-haiku-4-5",
+        max_tokens=100,
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Describe it."}, image]}],
+    )
+    assert m.usage.input_tokens == text_only + 1000
+
+
+def test_gemini_images_and_pdfs_by_modality(hub, key):
+    c = gem(hub, key)
+    r = c.models.generate_content(
+        model="gemini-2.5-flash",
+        contents=[
+            "Describe both.",
+            types.Part.from_bytes(data=png(1000, 500), mime_type="image/png"),
+            types.Part.from_bytes(data=PDF_3_PAGES, mime_type="application/pdf"),
+        ],
+    )
+    details = {d.modality.value: d.token_count for d in r.usage_metadata.prompt_tokens_details}
+    assert details["IMAGE"] == 2 * 258  # two 768-px tiles
+    assert details["DOCUMENT"] == 3 * 258
+    assert sum(details.values()) == r.usage_metadata.prompt_token_count
