@@ -33,7 +33,20 @@ pub struct OpenAiApi {
     list_body: Vec<u8>,
     /// Prompt prefixes seen recently, for automatic caching.
     cache: TtlMap<u64, ()>,
+    /// Stored Responses by id, for retrieval and `previous_response_id`.
+    stored: TtlMap<String, StoredResponse>,
 }
+
+/// A stored response: the object as answered and the conversation it ends (its input, with
+/// any earlier turns, then its output).
+#[derive(Debug, Clone)]
+struct StoredResponse {
+    object: Value,
+    conversation: Vec<Value>,
+}
+
+/// How long stored responses are kept (OpenAI keeps them 30 days).
+const STORED_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 impl OpenAiApi {
     pub fn new(catalog: &'static Catalog) -> OpenAiApi {
@@ -46,6 +59,7 @@ impl OpenAiApi {
             catalog,
             list_body,
             cache: TtlMap::default(),
+            stored: TtlMap::default(),
         }
     }
 
@@ -84,6 +98,9 @@ impl EmulatedApi for OpenAiApi {
         }
         if let Some(name) = path.strip_prefix("/v1/models/").filter(|_| req.is("GET")) {
             return self.get_model(name);
+        }
+        if let Some(rest) = path.strip_prefix("/v1/responses/") {
+            return self.stored_response(req, rest);
         }
         if !req.is("POST") {
             return Err(ApiError::NotFound);
@@ -921,6 +938,48 @@ fn responses_prompt(body: &Value) -> Result<Prompt, ApiError> {
     Ok(prompt)
 }
 
+/// A request's input as items: a bare string is one user message.
+fn input_items(body: &Value) -> Vec<Value> {
+    match &body["input"] {
+        Value::String(s) => vec![json!({"type": "message", "role": "user", "content": s})],
+        Value::Array(items) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// The stored input items, newest first as the API lists them, each with an id.
+fn input_items_list(stored: &StoredResponse) -> Value {
+    let outputs = stored.object["output"].as_array().map_or(0, Vec::len);
+    let inputs = stored.conversation.len().saturating_sub(outputs);
+    let data: Vec<Value> = stored.conversation[..inputs]
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, item)| listed_item(item, i))
+        .collect();
+    let first = data.first().map(|d| d["id"].clone());
+    let last = data.last().map(|d| d["id"].clone());
+    json!({"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": false})
+}
+
+/// An input item as listed: with an id, and message text as `input_text` parts.
+fn listed_item(item: &Value, index: usize) -> Value {
+    let mut item = item.clone();
+    if item.get("id").is_none() {
+        item["id"] = Value::from(format!("msg_input{index:04}"));
+    }
+    if item.get("type").is_none() {
+        item["type"] = Value::from("message");
+    }
+    if let Some(text) = item["content"].as_str().map(str::to_string) {
+        item["content"] = json!([{"type": "input_text", "text": text}]);
+    }
+    if item["type"] == "message" && item.get("status").is_none() {
+        item["status"] = Value::from("completed");
+    }
+    item
+}
+
 /// Counts one Responses input item and notes what the last turn is: a user message, or the
 /// outputs of function calls.
 fn add_response_item(prompt: &mut Prompt, item: &Value) {
@@ -954,6 +1013,8 @@ struct ResponseParts<'a> {
     body: &'a Value,
     prompt: PromptCount,
     answer: Generated,
+    /// The reasoning summary, when `reasoning.summary` asks for one.
+    summary: Option<String>,
 }
 
 impl ResponseParts<'_> {
@@ -968,9 +1029,14 @@ impl ResponseParts<'_> {
     }
 
     fn reasoning_item(&self) -> Option<Value> {
+        let summary: Vec<Value> = self
+            .summary
+            .iter()
+            .map(|text| json!({"type": "summary_text", "text": text}))
+            .collect();
         self.reasoning_id
             .as_ref()
-            .map(|id| json!({"id": id, "type": "reasoning", "summary": []}))
+            .map(|id| json!({"id": id, "type": "reasoning", "summary": summary}))
     }
 
     /// The finished items after any reasoning: the function calls, or else the message.
@@ -1032,9 +1098,9 @@ impl ResponseParts<'_> {
             "model": self.model.served_as,
             "output": output,
             "parallel_tool_calls": self.body["parallel_tool_calls"] != false,
-            "previous_response_id": null,
-            "reasoning": {"effort": if self.model.reasoning { effort } else { Value::Null }, "summary": null},
-            "store": true,
+            "previous_response_id": self.body.get("previous_response_id").cloned().unwrap_or(Value::Null),
+            "reasoning": {"effort": if self.model.reasoning { effort } else { Value::Null }, "summary": self.body["reasoning"].get("summary").cloned().unwrap_or(Value::Null)},
+            "store": self.body["store"] != false,
             "temperature": 1.0,
             "text": {"format": self.body["text"]["format"].as_object().map_or(json!({"type": "text"}), |f| Value::Object(f.clone()))},
             "tool_choice": self.body.get("tool_choice").cloned().unwrap_or_else(|| json!("auto")),
@@ -1050,7 +1116,8 @@ impl ResponseParts<'_> {
 
 impl OpenAiApi {
     fn responses(&self, req: &EmuRequest, cx: &Cx) -> Result<Reply, ApiError> {
-        let body = parse_json(req)?;
+        let request = parse_json(req)?;
+        let body = self.with_history(&request)?;
         let model = self.model(&body)?;
         require_chat_model(model)?;
         let mut prompt = responses_prompt(&body)?;
@@ -1080,19 +1147,132 @@ impl OpenAiApi {
             reasoning_id: model.reasoning.then(|| cx.ids.next("rs_", 48)),
             created: cx.now,
             model,
-            body: &body,
+            body: &request,
             prompt: PromptCount {
                 tokens: prompt.tokens(),
                 cached: self.cached_prefix(model, body.get("tools"), response_segments(&body)),
             },
             answer: generate(&ask, 0, cx.ids),
+            summary: reasoning_summary(&body, model, &prompt),
         };
+        let object = parts.object(true);
+        if request["store"] != false {
+            self.store(&body, &object);
+        }
         if body["stream"] == true {
             Ok(Reply::Sse(responses_stream(&parts)))
         } else {
-            Ok(Reply::Json(json_bytes(&parts.object(true))))
+            Ok(Reply::Json(json_bytes(&object)))
         }
     }
+
+    /// The request with the stored conversation of `previous_response_id` put before its
+    /// input (instructions are not carried over, as on the real API).
+    fn with_history(&self, request: &Value) -> Result<Value, ApiError> {
+        let Some(previous) = request["previous_response_id"].as_str() else {
+            return Ok(request.clone());
+        };
+        let stored = self.stored.get(&previous.to_string()).ok_or_else(|| {
+            ApiError::BadRequest(format!("Previous response with id '{previous}' not found."))
+        })?;
+        let mut body = request.clone();
+        let conversation: Vec<Value> = stored
+            .conversation
+            .into_iter()
+            .chain(input_items(request))
+            .collect();
+        body["input"] = Value::Array(conversation);
+        Ok(body)
+    }
+
+    fn store(&self, body: &Value, object: &Value) {
+        let conversation = input_items(body)
+            .into_iter()
+            .chain(object["output"].as_array().cloned().unwrap_or_default())
+            .collect();
+        if let Some(id) = object["id"].as_str() {
+            let stored = StoredResponse {
+                object: object.clone(),
+                conversation,
+            };
+            self.stored.insert(id.to_string(), stored, STORED_TTL);
+        }
+    }
+
+    /// `GET` and `DELETE /v1/responses/{id}`, and `GET /v1/responses/{id}/input_items`.
+    fn stored_response(&self, req: &EmuRequest, rest: &str) -> Result<Reply, ApiError> {
+        let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        let id = id.to_string();
+        match (req.method.to_ascii_uppercase().as_str(), tail) {
+            ("GET", "") => {
+                let stored = self.stored.get(&id).ok_or(ApiError::NotFound)?;
+                Ok(Reply::Json(json_bytes(&stored.object)))
+            }
+            ("DELETE", "") => {
+                self.stored.remove(&id).ok_or(ApiError::NotFound)?;
+                Ok(Reply::Json(json_bytes(
+                    &json!({"id": id, "object": "response.deleted", "deleted": true}),
+                )))
+            }
+            ("GET", "input_items") => {
+                let stored = self.stored.get(&id).ok_or(ApiError::NotFound)?;
+                Ok(Reply::Json(json_bytes(&input_items_list(&stored))))
+            }
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
+/// Tokens a reasoning summary may take at most.
+const SUMMARY_TOKENS: u32 = 60;
+
+/// A short, deterministic summary for reasoning models asked for one (`auto`, `concise` or
+/// `detailed`).
+fn reasoning_summary(body: &Value, model: &Model, prompt: &Prompt) -> Option<String> {
+    let wanted = body["reasoning"]["summary"]
+        .as_str()
+        .is_some_and(|s| s != "none");
+    (wanted && model.reasoning).then(|| {
+        text::thinking(
+            &prompt.last_user,
+            text::seed_of_request(body),
+            SUMMARY_TOKENS,
+        )
+    })
+}
+
+/// The summary part events of a reasoning item, between its added and done events.
+fn push_summary_events(log: &mut EventLog, item_id: &str, summary: &str) {
+    let at = json!({"item_id": item_id, "output_index": 0, "summary_index": 0});
+    let with = |extra: Value| {
+        let mut v = at.clone();
+        if let (Some(map), Value::Object(more)) = (v.as_object_mut(), extra) {
+            map.extend(more);
+        }
+        v
+    };
+    log.push(
+        "response.reasoning_summary_part.added",
+        with(json!({"part": {"type": "summary_text", "text": ""}})),
+        0,
+    );
+    for (piece, tokens) in text::chunks(summary, ARGUMENT_TOKENS_PER_DELTA) {
+        log.push(
+            "response.reasoning_summary_text.delta",
+            with(json!({"delta": piece})),
+            tokens,
+        );
+    }
+    log.push(
+        "response.reasoning_summary_text.done",
+        with(json!({"text": summary})),
+        0,
+    );
+    log.push(
+        "response.reasoning_summary_part.done",
+        with(json!({"part": {"type": "summary_text", "text": summary}})),
+        0,
+    );
 }
 
 /// Collects Responses API events, numbering them as it goes.
@@ -1121,11 +1301,16 @@ fn responses_stream(parts: &ResponseParts) -> Vec<SseEvent> {
         0,
     );
     if let Some(item) = parts.reasoning_item() {
+        let mut added = item.clone();
+        added["summary"] = json!([]);
         log.push(
             "response.output_item.added",
-            json!({"output_index": 0, "item": item}),
+            json!({"output_index": 0, "item": added}),
             0,
         );
+        if let (Some(id), Some(summary)) = (&parts.reasoning_id, &parts.summary) {
+            push_summary_events(&mut log, id, summary);
+        }
         log.push(
             "response.output_item.done",
             json!({"output_index": 0, "item": item}),

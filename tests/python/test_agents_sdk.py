@@ -607,3 +607,17 @@ def test_gemini_images_and_pdfs_by_modality(hub, key):
     assert details["IMAGE"] == 2 * 258  # two 768-px tiles
     assert details["DOCUMENT"] == 3 * 258
     assert sum(details.values()) == r.usage_metadata.prompt_token_count
+
+
+def test_openai_responses_continue_from_a_previous_response(hub, key):
+    c = oai(hub, key)
+    first = c.responses.create(model="gpt-4o-mini", input=WEATHER_ASK, tools=[RESPONSES_TOOL])
+    call = first.output[0]
+    assert call.type == "function_call"
+    final = c.responses.create(
+        model="gpt-4o-mini",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": weather_result("Paris")}],
+        tools=[RESPONSES_TOOL],
+    )
+    assert final.previous_response_id == first.id and "sunny" in final.output_text

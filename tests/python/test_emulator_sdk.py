@@ -690,3 +690,56 @@ def test_gemini_cached_contents_lifecycle(emulator_url):
     with pytest.raises(genai_errors.ClientError) as e:
         c.caches.get(name=cache.name)
     assert e.value.code == 404
+
+
+# ---------------------------------------------------------------- Responses state
+
+
+def test_openai_responses_are_stored_chained_and_deleted(emulator_url):
+    c = oai(emulator_url)
+    tool = {"type": "function", "name": "get_weather", "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    first = c.responses.create(model="gpt-4o-mini", input="What is the weather in Oslo?", tools=[tool],
+                               tool_choice="required", instructions="Be brief.")
+    assert first.store is True and first.tool_choice == "required" and first.tools[0].name == "get_weather"
+    call = first.output[0]
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Oslo"}
+    assert c.responses.retrieve(first.id).output[0].call_id == call.call_id
+    items = c.responses.input_items.list(first.id)
+    assert [i.role for i in items.data] == ["user"]
+    # Only the tool output is sent: the call and the question come from the stored response.
+    second = c.responses.create(
+        model="gpt-4o-mini",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "{\"temp_c\": 4}"}],
+        tools=[tool],
+    )
+    assert second.previous_response_id == first.id
+    assert '"temp_c": 4' in second.output_text
+    assert second.usage.input_tokens > first.usage.input_tokens
+    c.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(first.id)
+    with pytest.raises(openai.BadRequestError):
+        c.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input="again")
+    unstored = c.responses.create(model="gpt-4o-mini", input="hi", store=False)
+    assert unstored.store is False
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(unstored.id)
+
+
+def test_openai_reasoning_summary_whole_and_streamed(emulator_url):
+    c = oai(emulator_url)
+    kw = dict(model="o4-mini", input="Plan a trip to Rome.", reasoning={"effort": "low", "summary": "auto"})
+    r = c.responses.create(**kw)
+    reasoning = r.output[0]
+    assert reasoning.type == "reasoning" and reasoning.summary[0].type == "summary_text"
+    assert reasoning.summary[0].text and r.reasoning.summary == "auto" and r.reasoning.effort == "low"
+    with c.responses.stream(**kw) as s:
+        events = list(s)
+        final = s.get_final_response()
+    deltas = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert deltas == reasoning.summary[0].text == final.output[0].summary[0].text
+    assert "response.reasoning_summary_part.done" in [e.type for e in events]
+    plain = c.responses.create(model="o4-mini", input="Plan a trip to Rome.")
+    assert plain.output[0].summary == []
