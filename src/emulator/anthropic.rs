@@ -107,12 +107,23 @@ impl AnthropicApi {
     }
 }
 
+/// A model as the newest SDK types describe it: `lifecycle` is required, and a model with a
+/// deprecation date in the catalog is `deprecated` from then.
 fn model_object(model: &Model) -> Value {
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let deprecated = model
+        .deprecation_date
+        .as_deref()
+        .filter(|d| *d <= today.as_str());
     json!({
         "type": "model",
         "id": model.served_as,
         "display_name": model.display_name,
         "created_at": format!("{}T00:00:00Z", model.created),
+        "lifecycle": if deprecated.is_some() { "deprecated" } else { "active" },
+        "deprecated_at": deprecated.map(|d| format!("{d}T00:00:00Z")),
+        "max_input_tokens": model.context_window,
+        "max_tokens": model.max_output_tokens,
     })
 }
 
@@ -186,6 +197,12 @@ impl EmulatedApi for AnthropicApi {
             ApiError::BadRequest(message) => {
                 (400, "invalid_request_error", message.clone(), vec![])
             }
+            ApiError::Invalid { param, message } => (
+                400,
+                "invalid_request_error",
+                format!("{param}: {message}"),
+                vec![],
+            ),
             ApiError::NotFound => (404, "not_found_error", "Not found".to_string(), vec![]),
         };
         let body = json!({
@@ -206,6 +223,15 @@ impl EmulatedApi for AnthropicApi {
         ]
     }
 
+    fn success_headers(&self, cx: &Cx) -> Vec<(String, String)> {
+        rate_limit_state(cx, 49, 29000)
+    }
+
+    fn mid_stream_error(&self, _req: &EmuRequest, cx: &Cx) -> SseEvent {
+        let event = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}, "request_id": cx.ids.next("req_011C", 20)});
+        SseEvent::named("error", &event, 0)
+    }
+
     fn json_content_type(&self) -> &'static str {
         "application/json"
     }
@@ -223,19 +249,44 @@ fn no_retry() -> Vec<(String, String)> {
 }
 
 fn rate_limit_headers(cx: &Cx) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("retry-after".to_string(), "1".to_string()),
+        ("x-should-retry".to_string(), "true".to_string()),
+    ];
+    headers.extend(rate_limit_state(cx, 0, 0));
+    headers
+}
+
+/// The `anthropic-ratelimit-*` headers for a state with this many requests and tokens left.
+fn rate_limit_state(cx: &Cx, requests_left: u32, tokens_left: u32) -> Vec<(String, String)> {
     let reset = chrono::DateTime::from_timestamp(cx.now + 1, 0)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default();
-    let mut headers: Vec<(String, String)> = vec![
-        ("retry-after".into(), "1".into()),
-        ("x-should-retry".into(), "true".into()),
-        ("anthropic-ratelimit-requests-limit".into(), "50".into()),
-        ("anthropic-ratelimit-requests-remaining".into(), "0".into()),
-        ("anthropic-ratelimit-tokens-limit".into(), "30000".into()),
-        ("anthropic-ratelimit-tokens-remaining".into(), "0".into()),
+    let mut headers = vec![
+        (
+            "anthropic-ratelimit-requests-limit".to_string(),
+            "50".to_string(),
+        ),
+        (
+            "anthropic-ratelimit-requests-remaining".to_string(),
+            requests_left.to_string(),
+        ),
+        (
+            "anthropic-ratelimit-requests-reset".to_string(),
+            reset.clone(),
+        ),
     ];
-    headers.push(("anthropic-ratelimit-requests-reset".into(), reset.clone()));
-    headers.push(("anthropic-ratelimit-tokens-reset".into(), reset));
+    for kind in ["tokens", "input-tokens", "output-tokens"] {
+        headers.push((
+            format!("anthropic-ratelimit-{kind}-limit"),
+            "30000".to_string(),
+        ));
+        headers.push((
+            format!("anthropic-ratelimit-{kind}-remaining"),
+            tokens_left.to_string(),
+        ));
+        headers.push((format!("anthropic-ratelimit-{kind}-reset"), reset.clone()));
+    }
     headers
 }
 
@@ -446,8 +497,9 @@ fn tool_choice<'a>(body: &'a Value, tools: &[Tool]) -> Result<Choice<'a>, ApiErr
     };
     let forced = matches!(picked, Choice::Required | Choice::Named(_));
     if forced && body["thinking"]["type"] == "enabled" {
-        return Err(ApiError::BadRequest(
-            "Thinking may not be enabled when tool_choice forces tool use.".into(),
+        return Err(ApiError::invalid(
+            "tool_choice",
+            "Thinking may not be enabled when tool_choice forces tool use.",
         ));
     }
     Ok(picked)
@@ -554,7 +606,14 @@ fn compose(
 ) -> Result<(Vec<Block>, StopReason), ApiError> {
     let mut blocks = Vec::new();
     let mut left = max_tokens;
-    if let Some(budget) = thinking_budget(body, u64::from(max_tokens))? {
+    let budget = thinking_budget(body, u64::from(max_tokens))?;
+    if budget.is_some() && !model.reasoning {
+        return Err(ApiError::invalid(
+            "thinking",
+            format!("'{}' does not support thinking.", model.served_as),
+        ));
+    }
+    if let Some(budget) = budget {
         let thought = text::thinking(&prompt.last_user, seed, budget);
         let block = Block::Thinking {
             text: thought,

@@ -239,6 +239,15 @@ impl EmulatedApi for GeminiApi {
                 None,
             ),
             ApiError::BadRequest(message) => (400, "INVALID_ARGUMENT", message.clone(), None),
+            ApiError::Invalid { param, message } => (
+                400,
+                "INVALID_ARGUMENT",
+                message.clone(),
+                Some(
+                    json!([{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                             "fieldViolations": [{"field": param, "description": message}]}]),
+                ),
+            ),
             ApiError::NotFound => (
                 404,
                 "NOT_FOUND",
@@ -263,6 +272,11 @@ impl EmulatedApi for GeminiApi {
             ("server".into(), "scaffolding on HTTPServer2".into()),
             ("vary".into(), "Origin, X-Origin, Referer".into()),
         ]
+    }
+
+    fn mid_stream_error(&self, _req: &EmuRequest, _cx: &Cx) -> SseEvent {
+        let error = json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}});
+        SseEvent::data(&error, 0)
     }
 
     fn json_content_type(&self) -> &'static str {
@@ -539,6 +553,13 @@ fn candidate(
     seed: u64,
 ) -> Result<Candidate, ApiError> {
     let config = field(body, "generationConfig");
+    let budget = field(field(config, "thinkingConfig"), "thinkingBudget").as_i64();
+    if !model.reasoning && budget.is_some_and(|b| b > 0) {
+        return Err(ApiError::invalid(
+            "generation_config.thinking_config.thinking_budget",
+            "Thinking is not supported by this model.",
+        ));
+    }
     let calls = plan_calls(body, prompt)?;
     let full = if !calls.is_empty() {
         String::new()

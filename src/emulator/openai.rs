@@ -155,7 +155,7 @@ impl EmulatedApi for OpenAiApi {
                 format!("The model `{model}` does not exist or you do not have access to it."),
                 vec![],
             ),
-            ApiError::BadRequest(message) => {
+            ApiError::BadRequest(message) | ApiError::Invalid { message, .. } => {
                 (400, "invalid_request_error", None, message.clone(), vec![])
             }
             ApiError::NotFound => (
@@ -166,8 +166,12 @@ impl EmulatedApi for OpenAiApi {
                 vec![],
             ),
         };
+        let param = match err {
+            ApiError::Invalid { param, .. } => Value::from(param.as_str()),
+            _ => Value::Null,
+        };
         let body =
-            json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+            json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
         (status, headers, body)
     }
 
@@ -177,6 +181,22 @@ impl EmulatedApi for OpenAiApi {
             ("openai-version".into(), "2020-10-01".into()),
             ("openai-processing-ms".into(), "1".into()),
         ]
+    }
+
+    fn success_headers(&self, _cx: &Cx) -> Vec<(String, String)> {
+        rate_limit_state(499, 29000, "120ms")
+    }
+
+    /// Chat streams end with an `{"error": …}` data object, which the SDK raises; Responses
+    /// streams with an `error` event, which the SDK yields.
+    fn mid_stream_error(&self, req: &EmuRequest, _cx: &Cx) -> SseEvent {
+        if req.path.trim_end_matches('/').ends_with("/responses") {
+            let event = json!({"type": "error", "code": "server_is_overloaded", "message": OVERLOADED, "param": null, "sequence_number": super::faults::DROP_AFTER_EVENTS});
+            SseEvent::named("error", &event, 0)
+        } else {
+            let error = json!({"error": {"message": OVERLOADED, "type": "server_error", "param": null, "code": "server_is_overloaded"}});
+            SseEvent::data(&error, 0)
+        }
     }
 
     fn json_content_type(&self) -> &'static str {
@@ -200,19 +220,30 @@ fn no_retry() -> Vec<(String, String)> {
 }
 
 fn rate_limit_headers() -> Vec<(String, String)> {
-    [
-        ("retry-after", "1"),
-        ("retry-after-ms", "1000"),
-        ("x-ratelimit-limit-requests", "500"),
-        ("x-ratelimit-limit-tokens", "30000"),
-        ("x-ratelimit-remaining-requests", "0"),
-        ("x-ratelimit-remaining-tokens", "29000"),
-        ("x-ratelimit-reset-requests", "1s"),
-        ("x-ratelimit-reset-tokens", "120ms"),
+    let mut headers = vec![
+        ("retry-after".to_string(), "1".to_string()),
+        ("retry-after-ms".to_string(), "1000".to_string()),
+    ];
+    headers.extend(rate_limit_state(0, 29000, "1s"));
+    headers
+}
+
+/// The `x-ratelimit-*` headers for a state with this many requests and tokens left.
+fn rate_limit_state(requests_left: u32, tokens_left: u32, reset: &str) -> Vec<(String, String)> {
+    vec![
+        ("x-ratelimit-limit-requests".into(), "500".into()),
+        ("x-ratelimit-limit-tokens".into(), "30000".into()),
+        (
+            "x-ratelimit-remaining-requests".into(),
+            requests_left.to_string(),
+        ),
+        (
+            "x-ratelimit-remaining-tokens".into(),
+            tokens_left.to_string(),
+        ),
+        ("x-ratelimit-reset-requests".into(), reset.into()),
+        ("x-ratelimit-reset-tokens".into(), "120ms".into()),
     ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
 }
 
 /// OpenAI's masking: the first 8 characters, a star for each hidden one, the last 4.
@@ -321,8 +352,9 @@ fn tool_choice<'a>(
 ) -> Result<(Choice<'a>, Option<Vec<&'a str>>), ApiError> {
     let choice = &body["tool_choice"];
     if !choice.is_null() && tools.is_empty() && body.get("tools").is_none() {
-        return Err(ApiError::BadRequest(
-            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.".into(),
+        return Err(ApiError::invalid(
+            "tool_choice",
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
         ));
     }
     let picked = match choice {
@@ -332,9 +364,12 @@ fn tool_choice<'a>(
             "auto" => (Choice::Auto, None),
             "required" => (Choice::Required, None),
             other => {
-                return Err(ApiError::BadRequest(format!(
-                    "Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."
-                )));
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    format!(
+                        "Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."
+                    ),
+                ));
             }
         },
         Value::Object(_) if choice["type"] == "allowed_tools" => {
@@ -352,13 +387,17 @@ fn tool_choice<'a>(
         _ => match function_name(choice) {
             Some(name) if tools.iter().any(|t| t.name == name) => (Choice::Named(name), None),
             Some(name) => {
-                return Err(ApiError::BadRequest(format!(
-                    "Invalid value for 'tool_choice': function '{name}' was not found in 'tools'."
-                )));
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    format!(
+                        "Invalid value for 'tool_choice': function '{name}' was not found in 'tools'."
+                    ),
+                ));
             }
             None => {
-                return Err(ApiError::BadRequest(
-                    "Missing required parameter: 'tool_choice.function.name'.".into(),
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    "Missing required parameter: 'tool_choice.function.name'.",
                 ));
             }
         },
@@ -370,10 +409,13 @@ fn tool_choice<'a>(
 fn chat_stops(body: &Value, model: &Model) -> Result<Vec<String>, ApiError> {
     let stops = stops::parse(&body["stop"], MAX_STOPS, "stop")?;
     if model.reasoning && !stops.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "Unsupported parameter: 'stop' is not supported with this model ({}).",
-            model.id
-        )));
+        return Err(ApiError::invalid(
+            "stop",
+            format!(
+                "Unsupported parameter: 'stop' is not supported with this model ({}).",
+                model.id
+            ),
+        ));
     }
     Ok(stops)
 }
@@ -462,9 +504,10 @@ fn positive_u32(body: &Value, field: &str) -> Result<Option<u32>, ApiError> {
             .filter(|n| *n >= 1)
             .map(|n| Some(n.min(u64::from(u32::MAX)) as u32))
             .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "Invalid '{field}': expected an integer of at least 1."
-                ))
+                ApiError::invalid(
+                    field,
+                    format!("Invalid '{field}': expected an integer of at least 1."),
+                )
             }),
     }
 }
@@ -481,14 +524,20 @@ fn require_chat_model(model: &Model) -> Result<(), ApiError> {
 
 fn check_effort(model: &Model, effort: Option<&str>) -> Result<(), ApiError> {
     match effort {
-        Some(_) if !model.reasoning => Err(ApiError::BadRequest(format!(
-            "Unsupported parameter: 'reasoning_effort' is not supported with this model ({}).",
-            model.id
-        ))),
+        Some(_) if !model.reasoning => Err(ApiError::invalid(
+            "reasoning_effort",
+            format!(
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model ({}).",
+                model.id
+            ),
+        )),
         Some(e) if !["none", "minimal", "low", "medium", "high"].contains(&e) => {
-            Err(ApiError::BadRequest(format!(
-                "Invalid value: '{e}'. Supported values are: 'minimal', 'low', 'medium', and 'high'."
-            )))
+            Err(ApiError::invalid(
+                "reasoning_effort",
+                format!(
+                    "Invalid value: '{e}'. Supported values are: 'minimal', 'low', 'medium', and 'high'."
+                ),
+            ))
         }
         _ => Ok(()),
     }
@@ -554,12 +603,33 @@ fn add_file(prompt: &mut Prompt, model: &Model, data: &Value) {
     prompt.document_tokens += pages * image_tokens(model, PDF_PAGE_PIXELS, "high");
 }
 
+/// Reasoning models take only the default `temperature` and `top_p` (1).
+fn check_sampling(model: &Model, body: &Value) -> Result<(), ApiError> {
+    if !model.reasoning {
+        return Ok(());
+    }
+    for param in ["temperature", "top_p"] {
+        match body[param].as_f64() {
+            Some(v) if v != 1.0 => {
+                return Err(ApiError::invalid(
+                    param,
+                    format!(
+                        "Unsupported value: '{param}' does not support {v} with this model. Only the default (1) value is supported."
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn chat_prompt(body: &Value) -> Result<Prompt, ApiError> {
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
         .filter(|m| !m.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("Missing required parameter: 'messages'.".into()))?;
+        .ok_or_else(|| ApiError::invalid("messages", "Missing required parameter: 'messages'."))?;
     let mut prompt = Prompt::default();
     for message in messages {
         prompt.add_message();
@@ -737,8 +807,9 @@ impl OpenAiApi {
         let mut prompt = chat_prompt(&body)?;
         add_media(&mut prompt, model, &body["messages"]);
         if model.reasoning && body.get("max_tokens").is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::BadRequest(
-                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.".into(),
+            return Err(ApiError::invalid(
+                "max_tokens",
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
             ));
         }
         let max_tokens = match positive_u32(&body, "max_completion_tokens")? {
@@ -747,12 +818,16 @@ impl OpenAiApi {
         };
         let n = positive_u32(&body, "n")?.unwrap_or(1);
         if u64::from(n) > MAX_CHOICES {
-            return Err(ApiError::BadRequest(format!(
-                "Invalid 'n': integer above maximum value. Expected a value <= {MAX_CHOICES}, but got {n} instead."
-            )));
+            return Err(ApiError::invalid(
+                "n",
+                format!(
+                    "Invalid 'n': integer above maximum value. Expected a value <= {MAX_CHOICES}, but got {n} instead."
+                ),
+            ));
         }
         let effort = body.get("reasoning_effort").and_then(Value::as_str);
         check_effort(model, effort)?;
+        check_sampling(model, &body)?;
         let format = chat_format(&body);
         let calls = plan_calls(&body, &prompt, true)?;
         let stops = chat_stops(&body, model)?;
@@ -927,8 +1002,9 @@ fn responses_prompt(body: &Value) -> Result<Prompt, ApiError> {
                 .for_each(|item| add_response_item(&mut prompt, item));
         }
         _ => {
-            return Err(ApiError::BadRequest(
-                "Missing required parameter: 'input'.".into(),
+            return Err(ApiError::invalid(
+                "input",
+                "Missing required parameter: 'input'.",
             ));
         }
     }
@@ -1123,11 +1199,15 @@ impl OpenAiApi {
         let mut prompt = responses_prompt(&body)?;
         add_media(&mut prompt, model, &body["input"]);
         let effort = body["reasoning"]["effort"].as_str();
+        check_sampling(model, &body)?;
         if effort.is_some() && !model.reasoning {
-            return Err(ApiError::BadRequest(format!(
-                "Unsupported parameter: 'reasoning.effort' is not supported with this model ({}).",
-                model.id
-            )));
+            return Err(ApiError::invalid(
+                "reasoning.effort",
+                format!(
+                    "Unsupported parameter: 'reasoning.effort' is not supported with this model ({}).",
+                    model.id
+                ),
+            ));
         }
         let format = responses_format(&body);
         let calls = plan_calls(&body, &prompt, false)?;
@@ -1173,7 +1253,10 @@ impl OpenAiApi {
             return Ok(request.clone());
         };
         let stored = self.stored.get(&previous.to_string()).ok_or_else(|| {
-            ApiError::BadRequest(format!("Previous response with id '{previous}' not found."))
+            ApiError::invalid(
+                "previous_response_id",
+                format!("Previous response with id '{previous}' not found."),
+            )
         })?;
         let mut body = request.clone();
         let conversation: Vec<Value> = stored

@@ -16,19 +16,26 @@ pub fn parse(value: &Value, max: usize, param: &str) -> Result<Vec<String>, ApiE
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| {
-                ApiError::BadRequest(format!("Invalid '{param}': expected a list of strings."))
+                ApiError::invalid(
+                    param,
+                    format!("Invalid '{param}': expected a list of strings."),
+                )
             })?,
         _ => {
-            return Err(ApiError::BadRequest(format!(
-                "Invalid '{param}': expected a string or a list of strings."
-            )));
+            return Err(ApiError::invalid(
+                param,
+                format!("Invalid '{param}': expected a string or a list of strings."),
+            ));
         }
     };
     if stops.len() > max {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid '{param}': array too long. Expected an array with maximum length {max}, but got an array with length {} instead.",
-            stops.len()
-        )));
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "Invalid '{param}': array too long. Expected an array with maximum length {max}, but got an array with length {} instead.",
+                stops.len()
+            ),
+        ));
     }
     Ok(stops.into_iter().filter(|s| !s.is_empty()).collect())
 }

@@ -743,3 +743,84 @@ def test_openai_reasoning_summary_whole_and_streamed(emulator_url):
     assert "response.reasoning_summary_part.done" in [e.type for e in events]
     plain = c.responses.create(model="o4-mini", input="Plan a trip to Rome.")
     assert plain.output[0].summary == []
+
+
+# ---------------------------------------------------------------- errors after a 200, headers, params
+
+MID = {"x-emulator-fault": "error_mid_stream"}
+
+
+def test_error_mid_stream_reaches_each_sdk(emulator_url):
+    c = oai(emulator_url)
+    with pytest.raises(openai.APIError) as e:
+        for _ in c.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True, extra_headers=MID
+        ):
+            pass
+    assert "overloaded" in str(e.value).lower()
+    events = list(c.responses.create(model="gpt-4o-mini", input="hi", stream=True, extra_headers=MID))
+    assert events[-1].type == "error" and events[-1].code == "server_is_overloaded"
+    assert events[-1].sequence_number == len(events) - 1
+    with pytest.raises(anthropic.APIStatusError) as e:
+        with ant(emulator_url).messages.stream(
+            model="claude-haiku-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}], extra_headers=MID
+        ) as s:
+            s.get_final_message()
+    assert e.value.body["error"]["type"] == "overloaded_error"
+    g = gem(emulator_url, headers=MID)
+    with pytest.raises(genai_errors.APIError) as e:
+        list(g.models.generate_content_stream(model="gemini-2.5-flash", contents="hi " * 40))
+    assert e.value.code == 503
+    with pytest.raises(openai.InternalServerError):  # a whole-body request just gets the error
+        c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], extra_headers=MID)
+
+
+def test_successes_carry_rate_limit_headers(emulator_url):
+    r = oai(emulator_url).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert r.headers["x-ratelimit-remaining-requests"] == "499"
+    assert r.headers["x-ratelimit-limit-tokens"] == "30000"
+    m = ant(emulator_url).messages.with_raw_response.create(
+        model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert m.headers["anthropic-ratelimit-requests-remaining"] == "49"
+    assert m.headers["anthropic-ratelimit-output-tokens-reset"].endswith("Z")
+
+
+def test_bad_combinations_are_refused_naming_the_param(emulator_url):
+    c = oai(emulator_url)
+    ask = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="o4-mini", messages=ask, temperature=0.2)
+    assert e.value.param == "temperature"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="gpt-4o-mini", messages=ask, tool_choice="required")
+    assert e.value.param == "tool_choice"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="gpt-4o-mini", messages=ask, stop=["a", "b", "c", "d", "e"])
+    assert e.value.param == "stop"
+    with pytest.raises(anthropic.BadRequestError) as e:
+        ant(emulator_url).messages.create(
+            model="claude-3-5-haiku-latest",
+            max_tokens=4000,
+            messages=ask,
+            thinking={"type": "enabled", "budget_tokens": 2000},
+        )
+    assert e.value.body["error"]["message"].startswith("thinking:")
+    g = gem(emulator_url)
+    with pytest.raises(genai_errors.ClientError) as e:
+        g.models.generate_content(
+            model="gemini-2.0-flash",
+            contents="hi",
+            config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=100)),
+        )
+    violation = e.value.details["error"]["details"][0]["fieldViolations"][0]
+    assert violation["field"] == "generation_config.thinking_config.thinking_budget"
+
+
+def test_anthropic_models_have_a_lifecycle(emulator_url):
+    models = list(ant(emulator_url).models.list(limit=100))
+    assert all(m.lifecycle in ("active", "deprecated") for m in models)
+    assert any(m.lifecycle == "active" for m in models)
+    assert all(m.max_tokens and m.max_tokens > 0 for m in models)
