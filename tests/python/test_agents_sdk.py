@@ -20,7 +20,7 @@ from google import genai
 from google.genai import types
 from pydantic import BaseModel
 
-from hub_process import HubProcess
+from demo_hub import hub  # noqa: F401  (a fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -43,13 +43,6 @@ class CityFacts(BaseModel):
 
 def weather_result(city):
     return json.dumps({"city": city, "temp_c": 21, "sky": "sunny"})
-
-
-@pytest.fixture(scope="module")
-def hub():
-    h = HubProcess()
-    yield h
-    h.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
-from hub_process import HubProcess
+from demo_hub import hub  # noqa: F401  (a fixture)
 
 
 @tool
@@ -22,13 +22,6 @@ class CityFacts(BaseModel):
     name: str
     population: int
     landmarks: list[str]
-
-
-@pytest.fixture(scope="module")
-def hub():
-    h = HubProcess()
-    yield h
-    h.close()
 
 
 @pytest.fixture(scope="module")
