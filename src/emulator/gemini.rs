@@ -502,15 +502,32 @@ struct Candidate {
     thoughts: u32,
     calls: Vec<Call>,
     thought_signature: Option<String>,
+    /// A summary of the thinking, when `includeThoughts` asks for it.
+    thought_text: Option<String>,
 }
 
 impl Candidate {
-    fn parts(&self, text: &str, with_calls: bool) -> Value {
-        if !with_calls || self.calls.is_empty() {
-            return json!([{"text": text}]);
+    /// The candidate object for one frame: a piece of its text, its thought summary in the
+    /// first frame, its calls and finish reason in the last.
+    fn json(&self, index: usize, text: &str, first: bool, finish: Option<&str>) -> Value {
+        let mut parts = Vec::new();
+        if let Some(thought) = self.thought_text.as_ref().filter(|_| first) {
+            parts.push(json!({"text": thought, "thought": true}));
         }
-        let parts: Vec<Value> = self
-            .calls
+        if finish.is_some() && !self.calls.is_empty() {
+            parts.extend(self.call_parts());
+        } else {
+            parts.push(json!({"text": text}));
+        }
+        let mut c = json!({"content": {"parts": parts, "role": "model"}, "index": index});
+        if let Some(reason) = finish {
+            c["finishReason"] = Value::from(reason);
+        }
+        c
+    }
+
+    fn call_parts(&self) -> Vec<Value> {
+        self.calls
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -520,8 +537,7 @@ impl Candidate {
                 }
                 part
             })
-            .collect();
-        Value::Array(parts)
+            .collect()
     }
 
     fn output_tokens(&self) -> u32 {
@@ -560,6 +576,7 @@ fn candidate(
             "Thinking is not supported by this model.",
         ));
     }
+    let include_thoughts = field(field(config, "thinkingConfig"), "includeThoughts") == true;
     let calls = plan_calls(body, prompt)?;
     let full = if !calls.is_empty() {
         String::new()
@@ -587,8 +604,36 @@ fn candidate(
         truncated: truncated || wanted > max,
         thoughts,
         thought_signature: (model.reasoning && !calls.is_empty()).then(|| thought_signature(seed)),
+        thought_text: (include_thoughts && thoughts > 0).then(|| {
+            text::thinking(
+                &prompt.last_user,
+                seed,
+                thoughts.min(THOUGHT_SUMMARY_TOKENS),
+            )
+        }),
         calls,
     })
+}
+
+/// The most tokens a thought summary takes (it is part of `thoughtsTokenCount`).
+const THOUGHT_SUMMARY_TOKENS: u32 = 60;
+const MAX_CANDIDATES: u64 = 8;
+
+/// `candidateCount`: 1 to 8 answers, each from its own seed.
+fn candidate_count(body: &Value) -> Result<u64, ApiError> {
+    let config = field(body, "generationConfig");
+    match field(config, "candidateCount") {
+        Value::Null => Ok(1),
+        v => v
+            .as_u64()
+            .filter(|n| (1..=MAX_CANDIDATES).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "generation_config.candidate_count",
+                    format!("candidateCount must be between 1 and {MAX_CANDIDATES}."),
+                )
+            }),
+    }
 }
 
 /// A stand-in for the opaque signature thinking models attach to a call.
@@ -846,48 +891,48 @@ impl GeminiApi {
         }
         let body = parse_json(req)?;
         let prompt = contents_prompt(&body)?;
-        let answer = candidate(model, &body, &prompt, text::seed_of_request(&body))?;
+        let seed = text::seed_of_request(&body);
+        let answers = (0..candidate_count(&body)?)
+            .map(|i| candidate(model, &body, &prompt, seed.wrapping_add(i * 0x9e37_79b9)))
+            .collect::<Result<Vec<_>, _>>()?;
         let count = self.count_prompt(&body, model, &prompt)?;
+        let thoughts: u32 = answers.iter().map(|c| c.thoughts).sum();
+        let total: u32 = answers.iter().map(Candidate::output_tokens).sum();
         let response_id = cx.ids.next("", 23);
-        let frame = |text: &str, finish: Option<&str>, candidates_tokens: u32| {
-            let parts = answer.parts(text, finish.is_some());
-            let mut c = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
-            if let Some(reason) = finish {
-                c["finishReason"] = Value::from(reason);
-            }
+        let frame = |candidates: Vec<Value>, candidates_tokens: u32| {
             json!({
-                "candidates": [c],
-                "usageMetadata": usage_metadata(&count, candidates_tokens, answer.thoughts),
+                "candidates": candidates,
+                "usageMetadata": usage_metadata(&count, candidates_tokens, thoughts),
                 "modelVersion": model.served_as,
                 "responseId": response_id,
             })
         };
-        let total = answer.output_tokens();
         if !stream {
-            return Ok(Reply::Json(json_bytes(&frame(
-                &answer.text,
-                Some(finish_reason(&answer)),
-                total,
-            ))));
+            let candidates = answers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c.json(i, &c.text, true, Some(finish_reason(c))))
+                .collect();
+            return Ok(Reply::Json(json_bytes(&frame(candidates, total))));
         }
-        let mut chunks = text::chunks(&answer.text, TOKENS_PER_CHUNK);
-        if chunks.is_empty() {
-            chunks.push((String::new(), 0));
-        }
-        let last = chunks.len() - 1;
+        let mut events = Vec::new();
         let mut so_far = 0;
-        let events = chunks
-            .into_iter()
-            .enumerate()
-            .map(|(i, (piece, tokens))| {
+        for (index, answer) in answers.iter().enumerate() {
+            let mut chunks = text::chunks(&answer.text, TOKENS_PER_CHUNK);
+            if chunks.is_empty() {
+                chunks.push((String::new(), 0));
+            }
+            let last = chunks.len() - 1;
+            for (i, (piece, tokens)) in chunks.into_iter().enumerate() {
                 so_far += tokens;
-                if i == last {
-                    so_far = total;
+                let finish = (i == last).then(|| finish_reason(answer));
+                if finish.is_some() {
+                    so_far += answer.output_tokens() - text::count_tokens(&answer.text);
                 }
-                let finish = (i == last).then(|| finish_reason(&answer));
-                SseEvent::data(&frame(&piece, finish, so_far), tokens)
-            })
-            .collect();
+                let c = answer.json(index, &piece, i == 0, finish);
+                events.push(SseEvent::data(&frame(vec![c], so_far), tokens));
+            }
+        }
         Ok(Reply::Sse(events))
     }
 }

@@ -775,7 +775,7 @@ struct ChatCompletion<'a> {
 struct ChatChoice<'a> {
     index: usize,
     message: ChatMessage<'a>,
-    logprobs: Option<()>,
+    logprobs: Option<Value>,
     finish_reason: &'static str,
 }
 
@@ -844,6 +844,7 @@ impl OpenAiApi {
         let answers: Vec<Generated> = (0..u64::from(n))
             .map(|i| generate(&ask, i, cx.ids))
             .collect();
+        let logprobs = requested_logprobs(&body)?;
         let id = cx.ids.next("chatcmpl-", 29);
         let count = PromptCount {
             tokens: prompt.tokens(),
@@ -858,13 +859,78 @@ impl OpenAiApi {
                 count,
                 &answers,
                 include_usage,
+                logprobs,
             )))
         } else {
             Ok(Reply::Json(chat_completion(
-                &id, cx.now, model, count, &answers,
+                &id, cx.now, model, count, &answers, logprobs,
             )))
         }
     }
+}
+
+const MAX_TOP_LOGPROBS: u64 = 20;
+/// Stand-in alternatives listed under `top_logprobs`, less likely than the chosen token.
+const ALTERNATIVES: &[&str] = &[
+    " the", ",", " a", ".", " and", " to", " of", " is", " in", " it", " that", " for", " on",
+    " with", " as", " this", " be", " are", " was", " at", " or",
+];
+
+/// `logprobs` and `top_logprobs`: None when not asked for, else how many alternatives.
+fn requested_logprobs(body: &Value) -> Result<Option<u32>, ApiError> {
+    let top = match &body["top_logprobs"] {
+        Value::Null => None,
+        v => Some(
+            v.as_u64()
+                .filter(|n| *n <= MAX_TOP_LOGPROBS)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "top_logprobs",
+                        format!("Invalid 'top_logprobs': expected an integer between 0 and {MAX_TOP_LOGPROBS}."),
+                    )
+                })? as u32,
+        ),
+    };
+    match (body["logprobs"] == true, top) {
+        (true, top) => Ok(Some(top.unwrap_or(0))),
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(ApiError::invalid(
+            "top_logprobs",
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
+        )),
+    }
+}
+
+/// A token's deterministic log probability, from its text: between -0.5 and 0.
+fn token_logprob(token: &str) -> f64 {
+    -((text::seed_of(token.as_bytes()) % 500) as f64) / 1000.0
+}
+
+fn logprob_entry(token: &str, logprob: f64) -> Value {
+    json!({"token": token, "logprob": logprob, "bytes": token.as_bytes()})
+}
+
+/// The `logprobs` object of a choice (or of one stream delta) for these token pieces.
+fn logprobs_of(pieces: &[&str], top: u32) -> Value {
+    let content: Vec<Value> = pieces
+        .iter()
+        .map(|piece| {
+            let logprob = token_logprob(piece);
+            let mut entry = logprob_entry(piece, logprob);
+            let others = ALTERNATIVES.iter().filter(|a| *a != piece);
+            let top_list: Vec<Value> = std::iter::once(logprob_entry(piece, logprob))
+                .chain(
+                    others
+                        .enumerate()
+                        .map(|(i, a)| logprob_entry(a, logprob - 1.0 - i as f64)),
+                )
+                .take(top as usize)
+                .collect();
+            entry["top_logprobs"] = Value::Array(top_list);
+            entry
+        })
+        .collect();
+    json!({"content": content, "refusal": null})
 }
 
 fn chat_completion(
@@ -873,6 +939,7 @@ fn chat_completion(
     model: &Model,
     prompt: PromptCount,
     answers: &[Generated],
+    logprobs: Option<u32>,
 ) -> Vec<u8> {
     let completion = ChatCompletion {
         id,
@@ -892,7 +959,9 @@ fn chat_completion(
                     tool_calls: (!g.calls.is_empty())
                         .then(|| g.calls.iter().map(ToolCall::chat_json).collect()),
                 },
-                logprobs: None,
+                logprobs: logprobs
+                    .filter(|_| g.calls.is_empty())
+                    .map(|top| logprobs_of(&text::token_pieces(&g.text), top)),
                 finish_reason: finish_reason(g),
             })
             .collect(),
@@ -910,6 +979,7 @@ fn chat_stream(
     prompt: PromptCount,
     answers: &[Generated],
     include_usage: bool,
+    logprobs: Option<u32>,
 ) -> Vec<SseEvent> {
     let chunk = |choices: Value, usage: Option<Value>| {
         let mut v = json!({
@@ -925,6 +995,13 @@ fn chat_stream(
     let mut events = Vec::new();
     for (index, answer) in answers.iter().enumerate() {
         let delta = |delta: Value, finish: Option<&str>| json!([{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        let content_delta = |piece: &str| {
+            let mut choices = delta(json!({"content": piece}), None);
+            if let Some(top) = logprobs {
+                choices[0]["logprobs"] = logprobs_of(&[piece], top);
+            }
+            choices
+        };
         if answer.calls.is_empty() {
             events.push(SseEvent::data(
                 &chunk(
@@ -938,10 +1015,7 @@ fn chat_stream(
             ));
         }
         for piece in text::token_pieces(&answer.text) {
-            events.push(SseEvent::data(
-                &chunk(delta(json!({"content": piece}), None), None),
-                1,
-            ));
+            events.push(SseEvent::data(&chunk(content_delta(piece), None), 1));
         }
         for (position, fragment) in tool_call_fragments(&answer.calls) {
             let mut d = json!({"tool_calls": [fragment.0]});

@@ -824,3 +824,50 @@ def test_anthropic_models_have_a_lifecycle(emulator_url):
     assert all(m.lifecycle in ("active", "deprecated") for m in models)
     assert any(m.lifecycle == "active" for m in models)
     assert all(m.max_tokens and m.max_tokens > 0 for m in models)
+
+
+# ---------------------------------------------------------------- logprobs, thoughts, candidates
+
+
+def test_openai_logprobs_are_deterministic(emulator_url):
+    c = oai(emulator_url)
+    kw = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], logprobs=True, top_logprobs=3)
+    a = c.chat.completions.create(**kw)
+    entries = a.choices[0].logprobs.content
+    assert "".join(e.token for e in entries) == a.choices[0].message.content
+    assert all(e.logprob <= 0 and len(e.top_logprobs) == 3 and e.top_logprobs[0].token == e.token for e in entries)
+    assert [e.logprob for e in entries] == [e.logprob for e in c.chat.completions.create(**kw).choices[0].logprobs.content]
+    streamed = [
+        lp for ch in c.chat.completions.create(**kw, stream=True) if ch.choices and ch.choices[0].logprobs
+        for lp in ch.choices[0].logprobs.content
+    ]
+    assert [e.logprob for e in streamed] == [e.logprob for e in entries]
+    assert c.chat.completions.create(model="gpt-4o-mini", messages=kw["messages"]).choices[0].logprobs is None
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="gpt-4o-mini", messages=kw["messages"], top_logprobs=2)
+    assert e.value.param == "top_logprobs"
+
+
+def test_gemini_thoughts_and_candidate_count(emulator_url):
+    g = gem(emulator_url)
+    r = g.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="Plan a trip to Rome.",
+        config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True)),
+    )
+    parts = r.candidates[0].content.parts
+    assert parts[0].thought is True and parts[0].text
+    assert not parts[1].thought and "Workshop Hub offline emulator" in parts[1].text
+    assert r.text == parts[1].text  # the SDK leaves thoughts out of .text
+    assert tokens(parts[0].text) <= r.usage_metadata.thoughts_token_count
+    three = g.models.generate_content(
+        model="gemini-2.0-flash", contents="hi", config=types.GenerateContentConfig(candidate_count=3)
+    )
+    assert [c.index for c in three.candidates] == [0, 1, 2]
+    texts = [c.content.parts[0].text for c in three.candidates]
+    assert three.usage_metadata.candidates_token_count == sum(tokens(t) for t in texts)
+    assert len(set(texts)) > 1
+    with pytest.raises(genai_errors.ClientError):
+        g.models.generate_content(
+            model="gemini-2.0-flash", contents="hi", config=types.GenerateContentConfig(candidate_count=9)
+        )
