@@ -35,3 +35,6 @@ step "Python tests: official SDKs and headless browser"
 cargo build --locked --quiet
 export WORKSHOP_HUB_BIN="$PWD/target/debug/workshop-hub"
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/python tests/browser
+
+step "JS tests: official Node SDKs and the Vercel AI SDK (installed from tests/js/package-lock.json)"
+(cd tests/js && npm ci --no-audit --no-fund --silent && node --test --test-concurrency=1)

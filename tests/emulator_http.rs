@@ -882,3 +882,87 @@ fn timing_options_and_timeout_fault_shape_the_response() {
             .any(|(k, v)| k == "authorization" && v.ends_with(OPENAI_KEY))
     );
 }
+
+fn weather_tool_chat() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
+}
+
+#[actix_web::test]
+async fn openai_tool_call_fragments_rebuild_the_whole_call() {
+    let app = app().await;
+    let body = json!({"model": "gpt-4o-mini", "tools": weather_tool_chat(),
+        "messages": [{"role": "user", "content": "What is the weather in Oslo?"}]});
+    let whole = openai(&app, "/v1/chat/completions", body.clone(), &[])
+        .await
+        .json();
+    let again = openai(&app, "/v1/chat/completions", body.clone(), &[])
+        .await
+        .json();
+    let call = &whole["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["arguments"], "{\"city\":\"Oslo\"}");
+    assert_eq!(
+        call["function"], again["choices"][0]["message"]["tool_calls"][0]["function"],
+        "the same request calls the same tool with the same arguments"
+    );
+    assert!(whole["choices"][0]["message"]["content"].is_null());
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let frames = data_frames(
+        &openai(&app, "/v1/chat/completions", streamed, &[])
+            .await
+            .body,
+    );
+    let chunks: Vec<Value> = frames
+        .iter()
+        .filter(|f| *f != "[DONE]")
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    let fragments: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+        .collect();
+    assert_eq!(fragments[0]["function"]["name"], "get_weather");
+    assert!(fragments[0]["id"].as_str().unwrap().starts_with("call_"));
+    assert!(
+        fragments[1..]
+            .iter()
+            .all(|f| f.get("id").is_none() && f["function"].get("name").is_none()),
+        "later fragments carry only arguments"
+    );
+    let arguments: String = fragments
+        .iter()
+        .map(|f| f["function"]["arguments"].as_str().unwrap())
+        .collect();
+    assert_eq!(arguments, "{\"city\":\"Oslo\"}");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[actix_web::test]
+async fn anthropic_cache_is_read_back_when_the_breakpoint_moves_on() {
+    let app = app().await;
+    let long = "The manual of the Workshop Hub says many things. ".repeat(200);
+    let marked = |text: &str| json!([{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]);
+    let first = json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
+        "messages": [{"role": "user", "content": marked(&long)}]});
+    let one = anthropic(&app, "POST", "/v1/messages", Some(first), ANTHROPIC_KEY)
+        .await
+        .json();
+    let written = one["usage"]["cache_creation_input_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(written > 1024);
+    // The next turn moves the breakpoint to its own last block; the old prefix is found by lookback.
+    let second = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": long}]},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": marked("And now?")}]});
+    let two = anthropic(&app, "POST", "/v1/messages", Some(second), ANTHROPIC_KEY)
+        .await
+        .json();
+    let usage = &two["usage"];
+    assert_eq!(usage["cache_read_input_tokens"].as_u64().unwrap(), written);
+    assert!(usage["cache_creation_input_tokens"].as_u64().unwrap() > 0);
+    assert!(usage["input_tokens"].as_u64().unwrap() < 10);
+}

@@ -4,12 +4,19 @@
 //! Usage follows Anthropic's rules: `output_tokens` includes thinking, a stream reports input in
 //! `message_start` (with a placeholder output of 1) and the cumulative output in `message_delta`.
 
+use std::time::Duration;
+
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::cache::{Prefix, TtlMap};
 use super::faults::{KeyStatus, classify_key};
 use super::text::{self, Prompt, Rng};
-use super::{ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, parse_json};
+use super::tools::{self, Call, Choice, Tool, Turn};
+use super::{
+    ApiError, Cx, EmuRequest, EmulatedApi, Reply, SseEvent, json_bytes, media, parse_json, schema,
+    stops,
+};
 use crate::catalog::{Catalog, Model, ModelKind};
 use crate::providers::Provider;
 
@@ -23,6 +30,8 @@ const TOKENS_PER_DELTA: usize = 3;
 pub struct AnthropicApi {
     catalog: &'static Catalog,
     models: Vec<(String, Value)>,
+    /// Prefix hashes written by `cache_control` breakpoints.
+    cache: TtlMap<u64, ()>,
 }
 
 impl AnthropicApi {
@@ -40,7 +49,11 @@ impl AnthropicApi {
             .into_iter()
             .map(|m| (m.served_as.clone(), model_object(m)))
             .collect();
-        AnthropicApi { catalog, models }
+        AnthropicApi {
+            catalog,
+            models,
+            cache: TtlMap::default(),
+        }
     }
 
     fn resolve(&self, name: &str) -> Result<&'static Model, ApiError> {
@@ -94,12 +107,23 @@ impl AnthropicApi {
     }
 }
 
+/// A model as the newest SDK types describe it: `lifecycle` is required, and a model with a
+/// deprecation date in the catalog is `deprecated` from then.
 fn model_object(model: &Model) -> Value {
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let deprecated = model
+        .deprecation_date
+        .as_deref()
+        .filter(|d| *d <= today.as_str());
     json!({
         "type": "model",
         "id": model.served_as,
         "display_name": model.display_name,
         "created_at": format!("{}T00:00:00Z", model.created),
+        "lifecycle": if deprecated.is_some() { "deprecated" } else { "active" },
+        "deprecated_at": deprecated.map(|d| format!("{d}T00:00:00Z")),
+        "max_input_tokens": model.context_window,
+        "max_tokens": model.max_output_tokens,
     })
 }
 
@@ -173,6 +197,12 @@ impl EmulatedApi for AnthropicApi {
             ApiError::BadRequest(message) => {
                 (400, "invalid_request_error", message.clone(), vec![])
             }
+            ApiError::Invalid { param, message } => (
+                400,
+                "invalid_request_error",
+                format!("{param}: {message}"),
+                vec![],
+            ),
             ApiError::NotFound => (404, "not_found_error", "Not found".to_string(), vec![]),
         };
         let body = json!({
@@ -193,6 +223,15 @@ impl EmulatedApi for AnthropicApi {
         ]
     }
 
+    fn success_headers(&self, cx: &Cx) -> Vec<(String, String)> {
+        rate_limit_state(cx, 49, 29000)
+    }
+
+    fn mid_stream_error(&self, _req: &EmuRequest, cx: &Cx) -> SseEvent {
+        let event = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}, "request_id": cx.ids.next("req_011C", 20)});
+        SseEvent::named("error", &event, 0)
+    }
+
     fn json_content_type(&self) -> &'static str {
         "application/json"
     }
@@ -210,20 +249,96 @@ fn no_retry() -> Vec<(String, String)> {
 }
 
 fn rate_limit_headers(cx: &Cx) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("retry-after".to_string(), "1".to_string()),
+        ("x-should-retry".to_string(), "true".to_string()),
+    ];
+    headers.extend(rate_limit_state(cx, 0, 0));
+    headers
+}
+
+/// The `anthropic-ratelimit-*` headers for a state with this many requests and tokens left.
+fn rate_limit_state(cx: &Cx, requests_left: u32, tokens_left: u32) -> Vec<(String, String)> {
     let reset = chrono::DateTime::from_timestamp(cx.now + 1, 0)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default();
-    let mut headers: Vec<(String, String)> = vec![
-        ("retry-after".into(), "1".into()),
-        ("x-should-retry".into(), "true".into()),
-        ("anthropic-ratelimit-requests-limit".into(), "50".into()),
-        ("anthropic-ratelimit-requests-remaining".into(), "0".into()),
-        ("anthropic-ratelimit-tokens-limit".into(), "30000".into()),
-        ("anthropic-ratelimit-tokens-remaining".into(), "0".into()),
+    let mut headers = vec![
+        (
+            "anthropic-ratelimit-requests-limit".to_string(),
+            "50".to_string(),
+        ),
+        (
+            "anthropic-ratelimit-requests-remaining".to_string(),
+            requests_left.to_string(),
+        ),
+        (
+            "anthropic-ratelimit-requests-reset".to_string(),
+            reset.clone(),
+        ),
     ];
-    headers.push(("anthropic-ratelimit-requests-reset".into(), reset.clone()));
-    headers.push(("anthropic-ratelimit-tokens-reset".into(), reset));
+    for kind in ["tokens", "input-tokens", "output-tokens"] {
+        headers.push((
+            format!("anthropic-ratelimit-{kind}-limit"),
+            "30000".to_string(),
+        ));
+        headers.push((
+            format!("anthropic-ratelimit-{kind}-remaining"),
+            tokens_left.to_string(),
+        ));
+        headers.push((format!("anthropic-ratelimit-{kind}-reset"), reset.clone()));
+    }
     headers
+}
+
+/// A PDF page is billed as the image of a letter-size page rendered at 144 dpi.
+const PDF_PAGE_PIXELS: (u32, u32) = (1224, 1584);
+const MAX_LONG_EDGE: f64 = 1568.0;
+const MAX_PIXELS: f64 = 1_150_000.0;
+
+/// Anthropic's rule: images over 1568 px on the long edge or about 1.15 MP are scaled down,
+/// then cost width × height / 750 tokens.
+fn image_tokens((w, h): (u32, u32)) -> u32 {
+    let (w, h) = (f64::from(w.max(1)), f64::from(h.max(1)));
+    let edge = (MAX_LONG_EDGE / w.max(h)).min(1.0);
+    let (w, h) = (w * edge, h * edge);
+    let area = (MAX_PIXELS / (w * h)).sqrt().min(1.0);
+    ((w * area).round() * (h * area).round() / 750.0).ceil() as u32
+}
+
+fn source_bytes(source: &Value) -> Option<media::Inline> {
+    match source["type"].as_str() {
+        Some("base64") => media::Inline::from_base64(
+            source["media_type"].as_str().unwrap_or(""),
+            source["data"].as_str().unwrap_or(""),
+        ),
+        _ => None,
+    }
+}
+
+/// Counts image and document blocks wherever they sit (also inside tool results).
+fn add_media(prompt: &mut Prompt, content: &Value) {
+    match content {
+        Value::Array(items) => items.iter().for_each(|i| add_media(prompt, i)),
+        Value::Object(map) => match map.get("type").and_then(Value::as_str) {
+            Some("image") => {
+                let size = source_bytes(&content["source"])
+                    .map_or(media::UNKNOWN_IMAGE, |i| i.image_size());
+                prompt.image_tokens += image_tokens(size);
+            }
+            Some("document") => {
+                let source = &content["source"];
+                prompt.document_tokens += match source["type"].as_str() {
+                    Some("text") => text::count_tokens(source["data"].as_str().unwrap_or("")),
+                    _ => {
+                        let pages = source_bytes(source).map_or(1, |f| media::pdf_pages(&f.bytes));
+                        pages * image_tokens(PDF_PAGE_PIXELS)
+                    }
+                };
+            }
+            _ => map.values().for_each(|v| add_media(prompt, v)),
+        },
+        _ => {}
+    }
 }
 
 /// The prompt of a messages or count_tokens request.
@@ -240,7 +355,9 @@ fn messages_prompt(body: &Value) -> Result<Prompt, ApiError> {
     for message in messages {
         prompt.add_message();
         let text = prompt.add_content(&message["content"]);
-        if message["role"] == "user" {
+        add_media(&mut prompt, &message["content"]);
+        prompt.tool_results = tool_results(&message["content"]);
+        if message["role"] == "user" && prompt.tool_results.is_empty() {
             prompt.last_user = text;
         }
     }
@@ -248,6 +365,21 @@ fn messages_prompt(body: &Value) -> Result<Prompt, ApiError> {
         prompt.add_text(&tools.to_string());
     }
     Ok(prompt)
+}
+
+/// The text of each `tool_result` block in a message's content.
+fn tool_results(content: &Value) -> Vec<String> {
+    let Some(blocks) = content.as_array() else {
+        return Vec::new();
+    };
+    blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            let mut scratch = Prompt::default();
+            scratch.add_content(&b["content"])
+        })
+        .collect()
 }
 
 /// A content block of the answer.
@@ -320,39 +452,93 @@ impl Block {
     }
 }
 
-/// The tool the prompt asks for: forced by `tool_choice`, named in the last user turn, or the
-/// first tool when the prompt says "use the … tool". None after a tool result.
-fn requested_tool<'a>(body: &'a Value, last_user: &str) -> Option<&'a Value> {
-    let tools = body
-        .get("tools")
-        .and_then(Value::as_array)
-        .filter(|t| !t.is_empty())?;
-    let choice = &body["tool_choice"];
-    match choice["type"].as_str() {
-        Some("none") => return None,
-        Some("tool") => return tools.iter().find(|t| t["name"] == choice["name"]),
-        _ => {}
-    }
-    if last_turn_is_tool_result(body) {
-        return None;
-    }
-    let prompt = last_user.to_lowercase();
-    let named = tools.iter().find(|t| {
-        t["name"].as_str().is_some_and(|n| {
-            let n = n.to_lowercase();
-            prompt.contains(&n) || prompt.contains(&n.replace('_', " "))
+/// The custom tools of a request (server tools such as web search have no input schema).
+fn offered_tools(body: &Value) -> Vec<Tool<'_>> {
+    let Some(tools) = body.get("tools").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    tools
+        .iter()
+        .filter(|t| t.get("input_schema").is_some())
+        .filter_map(|t| {
+            Some(Tool {
+                name: t["name"].as_str()?,
+                description: t["description"].as_str().unwrap_or(""),
+                parameters: t.get("input_schema"),
+            })
         })
-    });
-    let asked_for_a_tool = prompt.contains("use the") && prompt.contains("tool");
-    named.or_else(|| (asked_for_a_tool || choice["type"] == "any").then(|| &tools[0]))
+        .collect()
 }
 
-fn last_turn_is_tool_result(body: &Value) -> bool {
-    body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_array())
-        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+/// `tool_choice`, checked like the real API: a named tool must exist, and thinking allows
+/// only `auto` and `none`.
+fn tool_choice<'a>(body: &'a Value, tools: &[Tool]) -> Result<Choice<'a>, ApiError> {
+    let choice = &body["tool_choice"];
+    let picked = match choice["type"].as_str() {
+        None | Some("auto") => Choice::Auto,
+        Some("none") => Choice::None,
+        Some("any") => Choice::Required,
+        Some("tool") => {
+            let name = choice["name"].as_str().ok_or_else(|| {
+                ApiError::BadRequest("tool_choice.tool.name: Field required".into())
+            })?;
+            if !tools.iter().any(|t| t.name == name) {
+                return Err(ApiError::BadRequest(format!(
+                    "tool_choice.name: Tool '{name}' not found in provided tools"
+                )));
+            }
+            Choice::Named(name)
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "tool_choice.type: Input tag '{other}' found using 'type' does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"
+            )));
+        }
+    };
+    let forced = matches!(picked, Choice::Required | Choice::Named(_));
+    if forced && body["thinking"]["type"] == "enabled" {
+        return Err(ApiError::invalid(
+            "tool_choice",
+            "Thinking may not be enabled when tool_choice forces tool use.",
+        ));
+    }
+    Ok(picked)
+}
+
+/// The calls the answer makes, and whether the choice forced them (then no text comes first).
+fn plan_calls(body: &Value, prompt: &Prompt) -> Result<(Vec<Call>, bool), ApiError> {
+    let tools = offered_tools(body);
+    let choice = tool_choice(body, &tools)?;
+    let forced = matches!(choice, Choice::Required | Choice::Named(_));
+    let calls = tools::plan(&Turn {
+        tools,
+        choice,
+        allowed: None,
+        parallel: body["tool_choice"]["disable_parallel_tool_use"] != true,
+        last_user: &prompt.last_user,
+        after_tool_result: prompt.after_tool_result(),
+    });
+    Ok((calls, forced))
+}
+
+/// The JSON schema structured output asks for: `output_config.format` or the older beta
+/// `output_format`.
+fn output_schema(body: &Value) -> Option<&Value> {
+    [&body["output_config"]["format"], &body["output_format"]]
+        .into_iter()
+        .find(|f| f["type"] == "json_schema")
+        .map(|f| &f["schema"])
+}
+
+/// The text of the answer: structured JSON, a reply that uses tool results, or prose.
+fn answer_text(body: &Value, model: &Model, prompt: &Prompt, seed: u64) -> String {
+    if let Some(schema) = output_schema(body) {
+        schema::sample(schema, &text::salient_name(&prompt.last_user)).to_string()
+    } else if prompt.after_tool_result() {
+        tools::answer_with_results(&prompt.tool_results)
+    } else {
+        text::reply(&model.display_name, &prompt.last_user, seed)
+    }
 }
 
 /// The thinking budget asked for, checked like the real API.
@@ -383,6 +569,32 @@ fn signature(seed: u64) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Why the answer ended, and for a stop sequence which one.
+enum StopReason {
+    EndTurn,
+    MaxTokens,
+    ToolUse,
+    Sequence(String),
+}
+
+impl StopReason {
+    fn reason(&self) -> &'static str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::ToolUse => "tool_use",
+            StopReason::Sequence(_) => "stop_sequence",
+        }
+    }
+
+    fn sequence(&self) -> Option<&str> {
+        match self {
+            StopReason::Sequence(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// The answer's blocks within `max_tokens`, and its stop reason.
 fn compose(
     body: &Value,
@@ -391,10 +603,17 @@ fn compose(
     seed: u64,
     max_tokens: u32,
     cx: &Cx,
-) -> Result<(Vec<Block>, &'static str), ApiError> {
+) -> Result<(Vec<Block>, StopReason), ApiError> {
     let mut blocks = Vec::new();
     let mut left = max_tokens;
-    if let Some(budget) = thinking_budget(body, u64::from(max_tokens))? {
+    let budget = thinking_budget(body, u64::from(max_tokens))?;
+    if budget.is_some() && !model.reasoning {
+        return Err(ApiError::invalid(
+            "thinking",
+            format!("'{}' does not support thinking.", model.served_as),
+        ));
+    }
+    if let Some(budget) = budget {
         let thought = text::thinking(&prompt.last_user, seed, budget);
         let block = Block::Thinking {
             text: thought,
@@ -403,49 +622,201 @@ fn compose(
         left -= block.tokens();
         blocks.push(block);
     }
-    let tool = requested_tool(body, &prompt.last_user);
-    let full = match tool {
-        Some(t) => format!(
-            "I'll use the {} tool for that.",
-            t["name"].as_str().unwrap_or("requested")
-        ),
-        None => text::reply(&model.display_name, &prompt.last_user, seed),
+    let (calls, forced) = plan_calls(body, prompt)?;
+    let full = match calls.first() {
+        Some(_) if forced => String::new(),
+        Some(first) => format!("I'll use the {} tool for that.", first.name),
+        None => answer_text(body, model, prompt, seed),
     };
-    let (visible, truncated) = text::truncate_tokens(&full, left);
-    let text_block = Block::Text(visible.to_string());
-    left -= text_block.tokens();
-    blocks.push(text_block);
+    let stop_sequences = stops::parse(&body["stop_sequences"], usize::MAX, "stop_sequences")?;
+    let (until_stop, matched) = stops::cut(&full, &stop_sequences);
+    let (visible, truncated) = text::truncate_tokens(until_stop, left);
+    if !visible.is_empty() || calls.is_empty() {
+        let text_block = Block::Text(visible.to_string());
+        left -= text_block.tokens();
+        blocks.push(text_block);
+    }
     if truncated {
-        return Ok((blocks, "max_tokens"));
+        return Ok((blocks, StopReason::MaxTokens));
     }
-    let Some(tool) = tool else {
-        return Ok((blocks, "end_turn"));
-    };
-    let input = text::example_for_schema(
-        &tool["input_schema"],
-        &text::salient_name(&prompt.last_user),
-    );
-    let call = Block::ToolUse {
-        id: cx.ids.next("toolu_01", 22),
-        name: tool["name"].as_str().unwrap_or_default().to_string(),
-        input,
-    };
-    if call.tokens() > left {
-        return Ok((blocks, "max_tokens"));
+    if let Some(stop) = matched {
+        return Ok((blocks, StopReason::Sequence(stop.to_string())));
     }
-    blocks.push(call);
-    Ok((blocks, "tool_use"))
+    if calls.is_empty() {
+        return Ok((blocks, StopReason::EndTurn));
+    }
+    for call in calls {
+        let block = Block::ToolUse {
+            id: cx.ids.next("toolu_01", 22),
+            name: call.name,
+            input: call.arguments,
+        };
+        if block.tokens() > left {
+            return Ok((blocks, StopReason::MaxTokens));
+        }
+        left -= block.tokens();
+        blocks.push(block);
+    }
+    Ok((blocks, StopReason::ToolUse))
 }
 
-fn usage(input_tokens: u32, output_tokens: u32) -> Value {
+/// How a prompt splits between uncached input, cache reads and cache writes by TTL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PromptUse {
+    input: u32,
+    read: u32,
+    write_5m: u32,
+    write_1h: u32,
+}
+
+impl PromptUse {
+    fn uncached(total: u32) -> PromptUse {
+        PromptUse {
+            input: total,
+            ..PromptUse::default()
+        }
+    }
+
+    fn written(&self) -> u32 {
+        self.write_5m + self.write_1h
+    }
+}
+
+fn usage(prompt: &PromptUse, output_tokens: u32) -> Value {
     json!({
-        "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "input_tokens": prompt.input,
+        "cache_creation_input_tokens": prompt.written(),
+        "cache_read_input_tokens": prompt.read,
+        "cache_creation": {"ephemeral_5m_input_tokens": prompt.write_5m, "ephemeral_1h_input_tokens": prompt.write_1h},
         "output_tokens": output_tokens,
         "service_tier": "standard",
     })
+}
+
+const MAX_BREAKPOINTS: usize = 4;
+/// How many blocks before a breakpoint are checked for an earlier cached prefix.
+const LOOKBACK_BLOCKS: usize = 20;
+const FIVE_MINUTES: Duration = Duration::from_secs(5 * 60);
+const ONE_HOUR: Duration = Duration::from_secs(60 * 60);
+
+/// A `cache_control` marker: the boundary it closes and whether it asks for one hour.
+struct Breakpoint {
+    boundary: usize,
+    one_hour: bool,
+}
+
+impl Breakpoint {
+    fn ttl(&self) -> Duration {
+        if self.one_hour {
+            ONE_HOUR
+        } else {
+            FIVE_MINUTES
+        }
+    }
+}
+
+/// The shortest prefix each model caches; shorter ones are silently not cached.
+fn min_cacheable(model: &Model) -> u32 {
+    let id = model.id.as_str();
+    if id.contains("haiku-4-5") || id.contains("opus-4-5") {
+        4096
+    } else if id.contains("haiku") {
+        2048
+    } else {
+        1024
+    }
+}
+
+fn block_tokens(block: &Value) -> u32 {
+    let mut scratch = Prompt::default();
+    scratch.add_content(block);
+    scratch.tokens()
+}
+
+/// The prompt's segments in cache order (tools, system, message blocks) and its markers.
+fn cache_layout(body: &Value, model: &Model) -> Result<(Prefix, Vec<Breakpoint>), ApiError> {
+    let mut prefix = Prefix::new(&model.served_as);
+    let mut marks = Vec::new();
+    let mut add = |prefix: &mut Prefix, block: &Value, tokens: u32| {
+        prefix.push(block, tokens);
+        if let Some(control) = block.get("cache_control").filter(|c| !c.is_null()) {
+            marks.push(Breakpoint {
+                boundary: prefix.boundaries.len() - 1,
+                one_hour: control["ttl"] == "1h",
+            });
+        }
+    };
+    for tool in body["tools"].as_array().into_iter().flatten() {
+        add(&mut prefix, tool, text::count_tokens(&tool.to_string()));
+    }
+    match &body["system"] {
+        Value::Array(blocks) => blocks
+            .iter()
+            .for_each(|b| add(&mut prefix, b, block_tokens(b))),
+        Value::Null => {}
+        other => add(&mut prefix, other, block_tokens(other)),
+    }
+    for message in body["messages"].as_array().into_iter().flatten() {
+        let blocks = match &message["content"] {
+            Value::Array(blocks) => blocks.clone(),
+            other => vec![other.clone()],
+        };
+        for (i, block) in blocks.iter().enumerate() {
+            let overhead = if i == 0 { text::MESSAGE_OVERHEAD } else { 0 };
+            add(&mut prefix, block, block_tokens(block) + overhead);
+        }
+    }
+    if let Some(control) = body.get("cache_control").filter(|c| !c.is_null()) {
+        marks.push(Breakpoint {
+            boundary: prefix.boundaries.len().saturating_sub(1),
+            one_hour: control["ttl"] == "1h",
+        });
+    }
+    if marks.len() > MAX_BREAKPOINTS {
+        return Err(ApiError::BadRequest(format!(
+            "A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {}.",
+            marks.len()
+        )));
+    }
+    Ok((prefix, marks))
+}
+
+impl AnthropicApi {
+    /// Reads the longest cached prefix a breakpoint reaches (looking a few blocks back), then
+    /// writes every breakpoint's prefix, billing each written stretch at its marker's TTL.
+    fn use_cache(&self, body: &Value, model: &Model, total: u32) -> Result<PromptUse, ApiError> {
+        let (prefix, marks) = cache_layout(body, model)?;
+        let min = min_cacheable(model);
+        let at = |i: usize| prefix.boundaries[i];
+        let mut read = 0;
+        for mark in &marks {
+            let first = mark.boundary.saturating_sub(LOOKBACK_BLOCKS);
+            let hit = (first..=mark.boundary)
+                .rev()
+                .map(at)
+                .find(|b| b.tokens >= min && self.cache.refresh(&b.hash, mark.ttl()));
+            read = read.max(hit.map_or(0, |b| b.tokens));
+        }
+        let mut cached_to = read;
+        let mut used = PromptUse::uncached(0);
+        used.read = read;
+        for mark in &marks {
+            let boundary = at(mark.boundary);
+            if boundary.tokens < min {
+                continue;
+            }
+            let fresh = boundary.tokens.saturating_sub(cached_to);
+            if mark.one_hour {
+                used.write_1h += fresh;
+            } else {
+                used.write_5m += fresh;
+            }
+            cached_to = cached_to.max(boundary.tokens);
+            self.cache.insert(boundary.hash, (), mark.ttl());
+        }
+        used.input = total.saturating_sub(cached_to);
+        Ok(used)
+    }
 }
 
 impl AnthropicApi {
@@ -474,14 +845,15 @@ impl AnthropicApi {
             cx,
         )?;
         let output_tokens: u32 = blocks.iter().map(Block::tokens).sum();
+        let prompt_use = self.use_cache(&body, model, prompt.tokens())?;
         let id = cx.ids.next("msg_01", 22);
         if body["stream"] == true {
             return Ok(Reply::Sse(stream(
                 &id,
                 model,
-                prompt.tokens(),
+                &prompt_use,
                 &blocks,
-                stop_reason,
+                &stop_reason,
             )));
         }
         let message = json!({
@@ -490,9 +862,9 @@ impl AnthropicApi {
             "type": "message",
             "role": "assistant",
             "content": blocks.iter().map(Block::full).collect::<Vec<_>>(),
-            "stop_reason": stop_reason,
-            "stop_sequence": null,
-            "usage": usage(prompt.tokens(), output_tokens),
+            "stop_reason": stop_reason.reason(),
+            "stop_sequence": stop_reason.sequence(),
+            "usage": usage(&prompt_use, output_tokens),
         });
         Ok(Reply::Json(json_bytes(&message)))
     }
@@ -513,14 +885,14 @@ impl AnthropicApi {
 fn stream(
     id: &str,
     model: &Model,
-    input_tokens: u32,
+    prompt_use: &PromptUse,
     blocks: &[Block],
-    stop_reason: &str,
+    stop_reason: &StopReason,
 ) -> Vec<SseEvent> {
     let mut events = Vec::new();
     let start = json!({"type": "message_start", "message": {
         "model": model.served_as, "id": id, "type": "message", "role": "assistant", "content": [],
-        "stop_reason": null, "stop_sequence": null, "usage": usage(input_tokens, 1),
+        "stop_reason": null, "stop_sequence": null, "usage": usage(prompt_use, 1),
     }});
     events.push(SseEvent::named("message_start", &start, 0));
     for (index, block) in blocks.iter().enumerate() {
@@ -540,8 +912,8 @@ fn stream(
     let output_tokens: u32 = blocks.iter().map(Block::tokens).sum();
     let delta = json!({
         "type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-        "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": output_tokens},
+        "delta": {"stop_reason": stop_reason.reason(), "stop_sequence": stop_reason.sequence()},
+        "usage": {"input_tokens": prompt_use.input, "cache_creation_input_tokens": prompt_use.written(), "cache_read_input_tokens": prompt_use.read, "output_tokens": output_tokens},
     });
     events.push(SseEvent::named("message_delta", &delta, 0));
     events.push(SseEvent::named(
@@ -558,23 +930,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tools_are_found_by_name_or_request() {
-        let body = json!({"tools": [{"name": "get_weather"}, {"name": "lookup"}], "messages": []});
-        assert_eq!(
-            requested_tool(&body, "What's the weather? call get_weather").unwrap()["name"],
-            "get_weather"
+    fn forced_tools_come_without_text_and_results_get_text() {
+        let tool = json!({"name": "get_weather", "description": "Weather for a city", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}});
+        let body = |choice: Value, content: Value| json!({"tools": [tool], "tool_choice": choice, "messages": [{"role": "user", "content": content}]});
+        let forced = body(json!({"type": "any"}), json!("Hello in Oslo"));
+        let prompt = messages_prompt(&forced).unwrap();
+        let (calls, was_forced) = plan_calls(&forced, &prompt).unwrap();
+        assert!(was_forced);
+        assert_eq!(calls[0].arguments, json!({"city": "Oslo"}));
+        let results = body(
+            json!({"type": "any"}),
+            json!([{"type": "tool_result", "tool_use_id": "t", "content": "4 degrees"}]),
         );
-        assert_eq!(
-            requested_tool(&body, "please use the lookup tool").unwrap()["name"],
-            "lookup"
-        );
-        assert_eq!(
-            requested_tool(&body, "Please use the tool").unwrap()["name"],
-            "get_weather"
-        );
-        assert!(requested_tool(&body, "hello").is_none());
-        let forced = json!({"tools": [{"name": "a"}, {"name": "b"}], "tool_choice": {"type": "tool", "name": "b"}});
-        assert_eq!(requested_tool(&forced, "hi").unwrap()["name"], "b");
+        let prompt = messages_prompt(&results).unwrap();
+        assert_eq!(prompt.tool_results, ["4 degrees"]);
+        assert!(plan_calls(&results, &prompt).unwrap().0.is_empty());
+        let unknown = body(json!({"type": "tool", "name": "nope"}), json!("hi"));
+        assert!(plan_calls(&unknown, &messages_prompt(&unknown).unwrap()).is_err());
     }
 
     #[test]

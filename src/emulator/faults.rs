@@ -47,6 +47,9 @@ pub enum Fault {
     DropMidStream,
     /// Pace the stream at [`SLOW_EVENT_MS`] per event and delay whole bodies by [`SLOW_BODY_MS`].
     Slow,
+    /// Answer 200, send a few stream events, then the provider's own error event (an
+    /// `overloaded_error` and its like); a whole-body request gets the overloaded error.
+    ErrorMidStream,
 }
 
 pub const SLOW_EVENT_MS: u64 = 100;
@@ -65,6 +68,7 @@ impl Fault {
             "timeout" => Fault::Timeout,
             "drop_mid_stream" => Fault::DropMidStream,
             "slow" => Fault::Slow,
+            "error_mid_stream" => Fault::ErrorMidStream,
             _ => return None,
         })
     }
@@ -91,6 +95,10 @@ mod tests {
     fn faults_parse() {
         assert_eq!(Fault::parse("rate_limit"), Some(Fault::RateLimit));
         assert_eq!(Fault::parse(" Slow "), Some(Fault::Slow));
+        assert_eq!(
+            Fault::parse("error_mid_stream"),
+            Some(Fault::ErrorMidStream)
+        );
         assert_eq!(Fault::parse("nope"), None);
     }
 }

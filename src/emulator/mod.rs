@@ -7,10 +7,15 @@
 //! record of what arrived.
 
 pub mod anthropic;
+pub mod cache;
 pub mod faults;
 pub mod gemini;
+pub mod media;
 pub mod openai;
+pub mod schema;
+pub mod stops;
 pub mod text;
+pub mod tools;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -160,7 +165,21 @@ pub enum ApiError {
     Overloaded,
     ModelNotFound(String),
     BadRequest(String),
+    /// A 400 that names the request field at fault.
+    Invalid {
+        param: String,
+        message: String,
+    },
     NotFound,
+}
+
+impl ApiError {
+    pub fn invalid(param: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            param: param.to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 /// A successful answer before timing and faults are applied.
@@ -220,6 +239,12 @@ pub trait EmulatedApi: Send + Sync {
     fn error(&self, err: &ApiError, cx: &Cx) -> (u16, Vec<(String, String)>, Value);
     /// Headers every answer carries (request ids and the like).
     fn common_headers(&self, cx: &Cx) -> Vec<(String, String)>;
+    /// Headers only successful answers carry (the rate-limit state, as the real services send).
+    fn success_headers(&self, _cx: &Cx) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// The error event a stream ends with under the `error_mid_stream` fault.
+    fn mid_stream_error(&self, req: &EmuRequest, cx: &Cx) -> SseEvent;
     fn json_content_type(&self) -> &'static str;
     fn sse_content_type(&self) -> &'static str;
 }
@@ -297,6 +322,14 @@ impl Emulator {
         let fault = req.header(FAULT_HEADER).and_then(Fault::parse);
         match answer(api, &req, &cx, fault) {
             Ok(_) if fault == Some(Fault::Timeout) => self.never(),
+            Ok(Reply::Json(_)) if fault == Some(Fault::ErrorMidStream) => {
+                self.error_response(api, &cx, &ApiError::Overloaded)
+            }
+            Ok(Reply::Sse(mut events)) if fault == Some(Fault::ErrorMidStream) => {
+                events.truncate(DROP_AFTER_EVENTS);
+                events.push(api.mid_stream_error(&req, &cx));
+                self.shape(api, &cx, Reply::Sse(events), fault)
+            }
             Ok(reply) => self.shape(api, &cx, reply, fault),
             Err(err) => self.error_response(api, &cx, &err),
         }
@@ -371,6 +404,7 @@ impl Emulator {
         fault: Option<Fault>,
     ) -> EmuResponse {
         let mut headers = api.common_headers(cx);
+        headers.extend(api.success_headers(cx));
         let mut first_byte_delay = self.latency();
         let body = match reply {
             Reply::Json(body) => {
@@ -449,7 +483,9 @@ fn answer(
         Some(Fault::ServerError) => Err(ApiError::ServerError),
         Some(Fault::Overloaded) => Err(ApiError::Overloaded),
         Some(Fault::Timeout) => Ok(Reply::Json(Vec::new())),
-        Some(Fault::DropMidStream | Fault::Slow) | None => api.route(req, cx),
+        Some(Fault::DropMidStream | Fault::Slow | Fault::ErrorMidStream) | None => {
+            api.route(req, cx)
+        }
     }
 }
 

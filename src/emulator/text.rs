@@ -13,7 +13,7 @@
 //! **Replies** are picked from a fixed pool of sentences by a seed hashed from the request body,
 //! so the same request always gets the same text and the same counts.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Tokens charged per message for its role framing.
 pub const MESSAGE_OVERHEAD: u32 = 3;
@@ -270,71 +270,18 @@ pub fn salient_name(text: &str) -> String {
     found.unwrap_or_else(|| "Workshop Hub".to_string())
 }
 
-/// A JSON value that satisfies the common parts of a JSON Schema (types, properties, enums,
-/// items, `anyOf`/`oneOf`), filling strings with `hint`.
-pub fn example_for_schema(schema: &Value, hint: &str) -> Value {
-    example_at_depth(schema, hint, 0)
-}
-
-fn example_at_depth(schema: &Value, hint: &str, depth: u32) -> Value {
-    if depth > 8 {
-        return Value::Null;
-    }
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
-    }
-    if let Some(constant) = schema.get("const") {
-        return constant.clone();
-    }
-    for key in ["anyOf", "oneOf", "allOf"] {
-        if let Some(first) = schema
-            .get(key)
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-        {
-            return example_at_depth(first, hint, depth + 1);
-        }
-    }
-    let kind = match schema.get("type") {
-        Some(Value::String(s)) => s.as_str(),
-        Some(Value::Array(types)) => types.iter().find_map(Value::as_str).unwrap_or("string"),
-        _ if schema.get("properties").is_some() => "object",
-        _ => "string",
-    };
-    match kind.to_ascii_lowercase().as_str() {
-        "object" => example_object(schema, hint, depth),
-        "array" => {
-            let item = schema.get("items").cloned().unwrap_or(Value::Null);
-            Value::Array(vec![example_at_depth(&item, hint, depth + 1)])
-        }
-        "integer" => Value::from(42),
-        "number" => Value::from(4.5),
-        "boolean" => Value::Bool(true),
-        "null" => Value::Null,
-        _ => Value::String(hint.to_string()),
-    }
-}
-
-fn example_object(schema: &Value, hint: &str, depth: u32) -> Value {
-    let mut out = Map::new();
-    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        for (name, prop) in props {
-            out.insert(name.clone(), example_at_depth(prop, hint, depth + 1));
-        }
-    }
-    Value::Object(out)
-}
-
-/// What a request asks of the model: its prompt size and the text of the last user turn.
+/// What a request asks of the model: its prompt size, the text of the last user turn and any
+/// tool results that turn hands back.
 #[derive(Debug, Default, Clone)]
 pub struct Prompt {
     text_tokens: u32,
     messages: u32,
+    /// Tokens of attached images and of documents (PDF pages), by each provider's rule.
+    pub image_tokens: u32,
+    pub document_tokens: u32,
     pub last_user: String,
+    /// The tool results the last turn carries, as text; empty when it carries none.
+    pub tool_results: Vec<String>,
 }
 
 impl Prompt {
@@ -356,7 +303,17 @@ impl Prompt {
     }
 
     pub fn tokens(&self) -> u32 {
+        self.text_part() + self.image_tokens + self.document_tokens
+    }
+
+    /// The tokens that are text: everything but images and documents.
+    pub fn text_part(&self) -> u32 {
         self.text_tokens + self.messages * MESSAGE_OVERHEAD
+    }
+
+    /// Whether the last turn hands back tool results, so the answer should use them.
+    pub fn after_tool_result(&self) -> bool {
+        !self.tool_results.is_empty()
     }
 }
 
@@ -462,18 +419,6 @@ mod tests {
         long.add_content(&Value::from("hi there, how are you today?"));
         assert_eq!(short.tokens(), 1 + MESSAGE_OVERHEAD);
         assert!(long.tokens() > short.tokens());
-    }
-
-    #[test]
-    fn schema_examples_fill_every_property() {
-        let schema = serde_json::json!({"type":"object","properties":{
-            "city":{"type":"string"},"unit":{"enum":["celsius","fahrenheit"]},
-            "days":{"type":"integer"},"tags":{"type":"array","items":{"type":"string"}}}});
-        let v = example_for_schema(&schema, "Paris");
-        assert_eq!(v["city"], "Paris");
-        assert_eq!(v["unit"], "celsius");
-        assert_eq!(v["days"], 42);
-        assert_eq!(v["tags"][0], "Paris");
     }
 
     #[test]

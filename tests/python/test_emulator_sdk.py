@@ -596,3 +596,278 @@ def test_slow_fault_paces_events(emulator_url):
         extra_headers={"x-emulator-fault": "slow"},
     ))
     assert time.monotonic() - start >= 0.5
+
+
+# ---------------------------------------------------------------- stop sequences and raw JSON settings
+
+
+def test_stop_sequences_cut_the_answer_in_each_sdk(emulator_url):
+    ask = [{"role": "user", "content": "Say something."}]
+    plain = oai(emulator_url).chat.completions.create(model="gpt-4o-mini", messages=ask)
+    full = plain.choices[0].message.content
+    assert "offline" in full
+    cut = oai(emulator_url).chat.completions.create(model="gpt-4o-mini", messages=ask, stop=["offline", "zzz"])
+    assert cut.choices[0].message.content == full[: full.index("offline")]
+    assert cut.choices[0].finish_reason == "stop"
+    assert cut.usage.completion_tokens == tokens(cut.choices[0].message.content)
+    with pytest.raises(openai.BadRequestError):
+        oai(emulator_url).chat.completions.create(model="o4-mini", messages=ask, stop=["x"])
+
+    m = ant(emulator_url).messages.create(
+        model="claude-haiku-4-5", max_tokens=200, messages=ask, stop_sequences=["offline"]
+    )
+    assert m.stop_reason == "stop_sequence" and m.stop_sequence == "offline"
+    assert "offline" not in m.content[0].text
+    with ant(emulator_url).messages.stream(
+        model="claude-haiku-4-5", max_tokens=200, messages=ask, stop_sequences=["offline"]
+    ) as s:
+        final = s.get_final_message()
+    assert final.stop_sequence == "offline" and final.content[0].text == m.content[0].text
+
+    g = gem(emulator_url)  # kept in a variable: the client closes its HTTP client when collected
+    r = g.models.generate_content(
+        model="gemini-2.0-flash", contents="Say something.", config=types.GenerateContentConfig(stop_sequences=["offline"])
+    )
+    assert "offline" not in r.text and r.text.startswith("Hello from the Workshop Hub")
+    assert r.candidates[0].finish_reason == types.FinishReason.STOP
+
+
+def test_gemini_accepts_snake_case_generation_config(emulator_url):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "rank": {"type": "integer", "minimum": 3}}}
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "Facts about Rome"}]}],
+        "generation_config": {
+            "response_mime_type": "application/json",
+            "response_json_schema": schema,
+            "max_output_tokens": 100,
+            "thinking_config": {"thinking_budget": 0},
+        },
+    }
+    r = httpx.post(
+        f"{emulator_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        json=body,
+        headers={"x-goog-api-key": GEMINI_KEY},
+    )
+    assert r.status_code == 200
+    assert json.loads(r.json()["candidates"][0]["content"]["parts"][0]["text"]) == {"city": "Rome", "rank": 42}
+    body["generation_config"]["max_output_tokens"] = 3
+    r = httpx.post(
+        f"{emulator_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        json=body,
+        headers={"x-goog-api-key": GEMINI_KEY},
+    )
+    assert r.json()["candidates"][0]["finishReason"] == "MAX_TOKENS"
+    assert r.json()["usageMetadata"]["candidatesTokenCount"] == 3
+
+
+def test_gemini_cached_contents_lifecycle(emulator_url):
+    c = gem(emulator_url)
+    document = types.Content(role="user", parts=[types.Part(text="The Workshop Hub manual says hello. " * 300)])
+    with pytest.raises(genai_errors.ClientError) as e:
+        c.caches.create(model="gemini-2.5-flash", config=types.CreateCachedContentConfig(contents=["too short"]))
+    assert e.value.code == 400 and "too small" in e.value.message
+    cache = c.caches.create(
+        model="gemini-2.5-flash",
+        config=types.CreateCachedContentConfig(contents=[document], display_name="manual", ttl="300s"),
+    )
+    assert cache.name.startswith("cachedContents/") and cache.display_name == "manual"
+    assert cache.model == "models/gemini-2.5-flash"
+    tokens = cache.usage_metadata.total_token_count
+    assert tokens >= 1024
+    assert 290 <= (cache.expire_time - cache.create_time).total_seconds() <= 300
+    assert c.caches.get(name=cache.name).name == cache.name
+    assert cache.name in [x.name for x in c.caches.list()]
+    r = c.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="What does it say?",
+        config=types.GenerateContentConfig(cached_content=cache.name),
+    )
+    assert r.usage_metadata.cached_content_token_count == tokens
+    assert r.usage_metadata.prompt_token_count > tokens
+    updated = c.caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="7200s"))
+    assert (updated.expire_time - cache.create_time).total_seconds() > 7000
+    c.caches.delete(name=cache.name)
+    with pytest.raises(genai_errors.ClientError) as e:
+        c.caches.get(name=cache.name)
+    assert e.value.code == 404
+
+
+# ---------------------------------------------------------------- Responses state
+
+
+def test_openai_responses_are_stored_chained_and_deleted(emulator_url):
+    c = oai(emulator_url)
+    tool = {"type": "function", "name": "get_weather", "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    first = c.responses.create(model="gpt-4o-mini", input="What is the weather in Oslo?", tools=[tool],
+                               tool_choice="required", instructions="Be brief.")
+    assert first.store is True and first.tool_choice == "required" and first.tools[0].name == "get_weather"
+    call = first.output[0]
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Oslo"}
+    assert c.responses.retrieve(first.id).output[0].call_id == call.call_id
+    items = c.responses.input_items.list(first.id)
+    assert [i.role for i in items.data] == ["user"]
+    # Only the tool output is sent: the call and the question come from the stored response.
+    second = c.responses.create(
+        model="gpt-4o-mini",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "{\"temp_c\": 4}"}],
+        tools=[tool],
+    )
+    assert second.previous_response_id == first.id
+    assert '"temp_c": 4' in second.output_text
+    assert second.usage.input_tokens > first.usage.input_tokens
+    c.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(first.id)
+    with pytest.raises(openai.BadRequestError):
+        c.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input="again")
+    unstored = c.responses.create(model="gpt-4o-mini", input="hi", store=False)
+    assert unstored.store is False
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(unstored.id)
+
+
+def test_openai_reasoning_summary_whole_and_streamed(emulator_url):
+    c = oai(emulator_url)
+    kw = dict(model="o4-mini", input="Plan a trip to Rome.", reasoning={"effort": "low", "summary": "auto"})
+    r = c.responses.create(**kw)
+    reasoning = r.output[0]
+    assert reasoning.type == "reasoning" and reasoning.summary[0].type == "summary_text"
+    assert reasoning.summary[0].text and r.reasoning.summary == "auto" and r.reasoning.effort == "low"
+    with c.responses.stream(**kw) as s:
+        events = list(s)
+        final = s.get_final_response()
+    deltas = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert deltas == reasoning.summary[0].text == final.output[0].summary[0].text
+    assert "response.reasoning_summary_part.done" in [e.type for e in events]
+    plain = c.responses.create(model="o4-mini", input="Plan a trip to Rome.")
+    assert plain.output[0].summary == []
+
+
+# ---------------------------------------------------------------- errors after a 200, headers, params
+
+MID = {"x-emulator-fault": "error_mid_stream"}
+
+
+def test_error_mid_stream_reaches_each_sdk(emulator_url):
+    c = oai(emulator_url)
+    with pytest.raises(openai.APIError) as e:
+        for _ in c.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True, extra_headers=MID
+        ):
+            pass
+    assert "overloaded" in str(e.value).lower()
+    events = list(c.responses.create(model="gpt-4o-mini", input="hi", stream=True, extra_headers=MID))
+    assert events[-1].type == "error" and events[-1].code == "server_is_overloaded"
+    assert events[-1].sequence_number == len(events) - 1
+    with pytest.raises(anthropic.APIStatusError) as e:
+        with ant(emulator_url).messages.stream(
+            model="claude-haiku-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}], extra_headers=MID
+        ) as s:
+            s.get_final_message()
+    assert e.value.body["error"]["type"] == "overloaded_error"
+    g = gem(emulator_url, headers=MID)
+    with pytest.raises(genai_errors.APIError) as e:
+        list(g.models.generate_content_stream(model="gemini-2.5-flash", contents="hi " * 40))
+    assert e.value.code == 503
+    with pytest.raises(openai.InternalServerError):  # a whole-body request just gets the error
+        c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], extra_headers=MID)
+
+
+def test_successes_carry_rate_limit_headers(emulator_url):
+    r = oai(emulator_url).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert r.headers["x-ratelimit-remaining-requests"] == "499"
+    assert r.headers["x-ratelimit-limit-tokens"] == "30000"
+    m = ant(emulator_url).messages.with_raw_response.create(
+        model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert m.headers["anthropic-ratelimit-requests-remaining"] == "49"
+    assert m.headers["anthropic-ratelimit-output-tokens-reset"].endswith("Z")
+
+
+def test_bad_combinations_are_refused_naming_the_param(emulator_url):
+    c = oai(emulator_url)
+    ask = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="o4-mini", messages=ask, temperature=0.2)
+    assert e.value.param == "temperature"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="gpt-4o-mini", messages=ask, tool_choice="required")
+    assert e.value.param == "tool_choice"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="gpt-4o-mini", messages=ask, stop=["a", "b", "c", "d", "e"])
+    assert e.value.param == "stop"
+    with pytest.raises(anthropic.BadRequestError) as e:
+        ant(emulator_url).messages.create(
+            model="claude-3-5-haiku-latest",
+            max_tokens=4000,
+            messages=ask,
+            thinking={"type": "enabled", "budget_tokens": 2000},
+        )
+    assert e.value.body["error"]["message"].startswith("thinking:")
+    g = gem(emulator_url)
+    with pytest.raises(genai_errors.ClientError) as e:
+        g.models.generate_content(
+            model="gemini-2.0-flash",
+            contents="hi",
+            config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=100)),
+        )
+    violation = e.value.details["error"]["details"][0]["fieldViolations"][0]
+    assert violation["field"] == "generation_config.thinking_config.thinking_budget"
+
+
+def test_anthropic_models_have_a_lifecycle(emulator_url):
+    models = list(ant(emulator_url).models.list(limit=100))
+    assert all(m.lifecycle in ("active", "deprecated") for m in models)
+    assert any(m.lifecycle == "active" for m in models)
+    assert all(m.max_tokens and m.max_tokens > 0 for m in models)
+
+
+# ---------------------------------------------------------------- logprobs, thoughts, candidates
+
+
+def test_openai_logprobs_are_deterministic(emulator_url):
+    c = oai(emulator_url)
+    kw = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], logprobs=True, top_logprobs=3)
+    a = c.chat.completions.create(**kw)
+    entries = a.choices[0].logprobs.content
+    assert "".join(e.token for e in entries) == a.choices[0].message.content
+    assert all(e.logprob <= 0 and len(e.top_logprobs) == 3 and e.top_logprobs[0].token == e.token for e in entries)
+    assert [e.logprob for e in entries] == [e.logprob for e in c.chat.completions.create(**kw).choices[0].logprobs.content]
+    streamed = [
+        lp for ch in c.chat.completions.create(**kw, stream=True) if ch.choices and ch.choices[0].logprobs
+        for lp in ch.choices[0].logprobs.content
+    ]
+    assert [e.logprob for e in streamed] == [e.logprob for e in entries]
+    assert c.chat.completions.create(model="gpt-4o-mini", messages=kw["messages"]).choices[0].logprobs is None
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="gpt-4o-mini", messages=kw["messages"], top_logprobs=2)
+    assert e.value.param == "top_logprobs"
+
+
+def test_gemini_thoughts_and_candidate_count(emulator_url):
+    g = gem(emulator_url)
+    r = g.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="Plan a trip to Rome.",
+        config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True)),
+    )
+    parts = r.candidates[0].content.parts
+    assert parts[0].thought is True and parts[0].text
+    assert not parts[1].thought and "Workshop Hub offline emulator" in parts[1].text
+    assert r.text == parts[1].text  # the SDK leaves thoughts out of .text
+    assert tokens(parts[0].text) <= r.usage_metadata.thoughts_token_count
+    three = g.models.generate_content(
+        model="gemini-2.0-flash", contents="hi", config=types.GenerateContentConfig(candidate_count=3)
+    )
+    assert [c.index for c in three.candidates] == [0, 1, 2]
+    texts = [c.content.parts[0].text for c in three.candidates]
+    assert three.usage_metadata.candidates_token_count == sum(tokens(t) for t in texts)
+    assert len(set(texts)) > 1
+    with pytest.raises(genai_errors.ClientError):
+        g.models.generate_content(
+            model="gemini-2.0-flash", contents="hi", config=types.GenerateContentConfig(candidate_count=9)
+        )
