@@ -18,10 +18,9 @@ step "Rust tests"
 cargo test --locked --no-fail-fast
 
 step "Python venv (.venv)"
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openai, anthropic, google.genai, pytest, selenium' 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
-fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# Always run: a no-op when every pin is installed, and it picks up new pins in an old venv.
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 step "Chromium for browser tests"
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
