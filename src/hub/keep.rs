@@ -202,3 +202,128 @@ pub(super) fn seal(
         seal_id,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use chrono::Duration;
+    use clap::Parser;
+
+    use super::*;
+    use crate::ledger::{BilledTo, Surface, UsageRecord};
+    use crate::money::MicroUsd;
+    use crate::providers::Provider;
+    use crate::store::{DayRange, GroupBy};
+
+    fn hub(dir: &std::path::Path) -> Hub {
+        let cli =
+            crate::cli::Cli::try_parse_from(["workshop-hub", "--data-dir", dir.to_str().unwrap()])
+                .unwrap();
+        Hub::open(crate::config::Config::from_args(&cli.serve).unwrap()).unwrap()
+    }
+
+    fn record(at: DateTime<Utc>) -> UsageRecord {
+        UsageRecord {
+            id: 0,
+            started_at: at,
+            app_id: Some("app".into()),
+            connection_id: Some("managed-openai".into()),
+            provider: Provider::OpenAi,
+            model: Some("gpt-4o-mini".into()),
+            endpoint: "chat_completions".into(),
+            streamed: false,
+            status: 200,
+            error_code: None,
+            input_tokens: 10,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            output_tokens: 5,
+            reasoning_tokens: 0,
+            cost: Some(MicroUsd(700)),
+            billed_to: BilledTo::Credits,
+            estimated: false,
+            latency_ms: 10,
+            ttfb_ms: Some(5),
+            surface: Surface::Native,
+        }
+    }
+
+    fn sealed() -> SealedBodies {
+        SealedBodies {
+            seal_id: "s".into(),
+            request: Some(vec![1, 2, 3]),
+            response: None,
+            request_truncated: false,
+            response_truncated: false,
+        }
+    }
+
+    #[test]
+    fn retention_deletes_old_rows_and_bodies_and_leaves_the_books_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
+        let now = Utc::now();
+        let records = [
+            record(now - Duration::days(40)),
+            record(now - Duration::days(10)),
+            record(now),
+        ];
+        let bodies = [Some(sealed()), Some(sealed()), Some(sealed())];
+        let ids = hub
+            .store()
+            .insert_usage_with_bodies(&records, &bodies)
+            .unwrap();
+        let balance = hub.store().ledger_balance().unwrap();
+        let range = DayRange {
+            from: (now - Duration::days(60)).format("%Y-%m-%d").to_string(),
+            to: now.format("%Y-%m-%d").to_string(),
+        };
+        let totals = hub.store().usage_aggregates(&range, GroupBy::Day).unwrap();
+
+        assert_eq!(
+            hub.apply_retention(now).unwrap(),
+            (2, 0),
+            "bodies after 7 days; rows kept"
+        );
+        assert!(hub.store().request_bodies(ids[1]).unwrap().is_none());
+        assert!(hub.store().request_bodies(ids[2]).unwrap().is_some());
+
+        hub.change_keep_settings(KeepChange {
+            keep_requests_days: Some(Some(30)),
+            ..KeepChange::default()
+        })
+        .unwrap();
+        assert_eq!(hub.apply_retention(now).unwrap(), (0, 1));
+        assert!(
+            hub.store().usage_record(ids[0]).is_err(),
+            "the old row is gone"
+        );
+        assert!(hub.store().usage_record(ids[1]).is_ok());
+        assert_eq!(hub.store().ledger_balance().unwrap(), balance);
+        assert_eq!(
+            hub.store().usage_aggregates(&range, GroupBy::Day).unwrap(),
+            totals,
+            "daily totals stay"
+        );
+    }
+
+    #[test]
+    fn bad_keep_settings_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
+        let before = hub.keep_settings();
+        for change in [
+            KeepChange {
+                keep_bodies_days: Some(3),
+                keep_requests_days: Some(Some(30)),
+            },
+            KeepChange {
+                keep_bodies_days: Some(1),
+                keep_requests_days: Some(Some(0)),
+            },
+        ] {
+            assert!(hub.change_keep_settings(change).is_err());
+            assert_eq!(hub.keep_settings(), before);
+        }
+    }
+}
