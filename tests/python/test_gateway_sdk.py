@@ -118,6 +118,14 @@ class Meter:
     def one(self):
         return self.new_rows(1)[0]
 
+    def refused(self, code, n=1):
+        """Exactly `n` new records, each the Hub's refusal `code`: free, billed to no one."""
+        new = self.new_rows(n)
+        for r in new:
+            assert r["error_code"] == code and r["billed_to"] == "none", r
+            assert r["cost_micro_usd"] == 0 and r["input_tokens"] == 0 and r["output_tokens"] == 0, r
+        return new
+
     def nothing(self):
         """No record and no credits spent since the last look."""
         time.sleep(0.2)
@@ -316,7 +324,7 @@ def test_openai_models_list(hub, key):
     ids = [m.id for m in oai(hub, key).models.list()]
     assert "gpt-4o-mini" in ids and "text-embedding-3-small" in ids
     row = meter.one()
-    assert row["endpoint"] == "list_models" and row["status"] == 200 and row["billed_to"] == "credits"
+    assert row["endpoint"] == "list_models" and row["status"] == 200 and row["billed_to"] == "none"
     assert row["input_tokens"] == row["output_tokens"] == 0
     assert (row["cost_micro_usd"] or 0) == 0
 
@@ -350,7 +358,7 @@ def test_anthropic_count_tokens_is_free(hub, key):
     counted = c.messages.count_tokens(model="claude-haiku-4-5", system="Be terse.", messages=say())
     assert counted.input_tokens > 0
     row = meter.one()
-    assert row["endpoint"] == "count_tokens" and row["status"] == 200 and row["billed_to"] == "credits"
+    assert row["endpoint"] == "count_tokens" and row["status"] == 200 and row["billed_to"] == "none"
     assert row["output_tokens"] == 0
     assert (row["cost_micro_usd"] or 0) == 0
     m = c.messages.create(model="claude-haiku-4-5", max_tokens=1024, system="Be terse.", messages=say())
@@ -370,7 +378,7 @@ def test_anthropic_models_paging(hub, key):
     assert pages >= 3 and len(ids) == len(set(ids))
     rows = meter.new_rows(pages)
     assert all(r["endpoint"] == "list_models" and r["status"] == 200 for r in rows)
-    assert all((r["cost_micro_usd"] or 0) == 0 and r["billed_to"] == "credits" for r in rows)
+    assert all((r["cost_micro_usd"] or 0) == 0 and r["billed_to"] == "none" for r in rows)
     assert ids == [m.id for m in c.models.list(limit=1000).data]
     meter.one()
 
@@ -411,7 +419,7 @@ def test_gemini_count_tokens_is_free(hub, key):
     counted = c.models.count_tokens(model="gemini-2.5-flash", contents="What is the capital of France?")
     assert counted.total_tokens > 0
     row = meter.one()
-    assert row["endpoint"] == "count_tokens" and row["status"] == 200 and row["billed_to"] == "credits"
+    assert row["endpoint"] == "count_tokens" and row["status"] == 200 and row["billed_to"] == "none"
     assert (row["cost_micro_usd"] or 0) == 0 and row["output_tokens"] == 0
 
 
@@ -439,7 +447,7 @@ def test_gemini_models_list(hub, key):
     assert "models/gemini-2.5-flash" in names and len(names) == len(set(names)) >= 5
     rows = meter.new_rows(math.ceil(len(names) / 2))
     assert all(r["endpoint"] == "list_models" and r["status"] == 200 for r in rows)
-    assert all((r["cost_micro_usd"] or 0) == 0 and r["billed_to"] == "credits" for r in rows)
+    assert all((r["cost_micro_usd"] or 0) == 0 and r["billed_to"] == "none" for r in rows)
 
 
 def test_balance_is_the_grant_minus_every_recorded_cost(hub, key):
@@ -453,7 +461,8 @@ def test_balance_is_the_grant_minus_every_recorded_cost(hub, key):
     for r in rows:
         assert r["cost_micro_usd"] == expected_cost(r) > 0
     all_rows = hub.usage_rows()
-    assert all(r["billed_to"] == "credits" for r in all_rows)
+    assert all(r["billed_to"] in ("credits", "none") for r in all_rows)
+    assert all(r["cost_micro_usd"] in (0, None) for r in all_rows if r["billed_to"] == "none")
     assert hub.balance() == GRANT_MICRO_USD - sum(r["cost_micro_usd"] or 0 for r in all_rows)
 
 
@@ -538,7 +547,7 @@ def test_disabled_managed_connections_are_revoked_and_come_back(hub):
         with pytest.raises(genai_errors.ClientError) as e:
             g.models.generate_content(model="gemini-2.5-flash", contents="hi")
         assert e.value.code == 403 and "CONNECTOR_REVOKED" in gemini_reason(e)
-        meter.nothing()
+        meter.refused("connector_revoked", 3)
     finally:
         for p in ("openai", "anthropic", "gemini"):
             hub.call("POST", f"/api/v1/connections/managed/{p}", expect=200)
@@ -596,7 +605,7 @@ def test_app_budget_exceeded(hub):
     with pytest.raises(genai_errors.ClientError) as e:
         g.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert e.value.code == 402 and "APP_BUDGET_EXCEEDED" in gemini_reason(e)
-    meter.nothing()
+    meter.refused("app_budget_exceeded", 3)
 
 
 def test_unknown_model_on_managed_is_not_available_and_free(hub):
@@ -612,7 +621,8 @@ def test_unknown_model_on_managed_is_not_available_and_free(hub):
     with pytest.raises(genai_errors.ClientError) as e:
         g.models.generate_content(model="gemini-pro-9", contents="hi")
     assert e.value.code == 404 and "MODEL_NOT_AVAILABLE" in gemini_reason(e)
-    meter.nothing()
+    rows = meter.refused("model_not_available", 3)
+    assert [r["model"] for r in rows] == ["gpt-9-ultra", "claude-foo-1", "gemini-pro-9"]
 
 
 def test_request_too_large():
@@ -623,7 +633,7 @@ def test_request_too_large():
         with pytest.raises(openai.APIStatusError) as e:
             oai(h, key).chat.completions.create(model="gpt-4o-mini", messages=say("x " * 600_000))
         assert e.value.status_code == 413 and openai_code(e) == "request_too_large"
-        meter.nothing()
+        meter.refused("request_too_large")
         # Just under the limit goes through.
         assert oai(h, key).chat.completions.create(model="gpt-4o-mini", messages=say("x " * 400_000)).choices
     finally:
@@ -645,7 +655,7 @@ def test_insufficient_credits_names_the_balance():
         assert e.value.status_code == 402 and anthropic_code(e) == "insufficient_credits"
         assert f"balance {dollars(GRANT_MICRO_USD)}" in e.value.message, e.value.message
         assert "Add credits" in e.value.message
-        meter.nothing()
+        meter.refused("insufficient_credits")
         # Nothing stays held: a small request still goes through.
         assert ant(h, key).messages.create(model="claude-haiku-4-5", max_tokens=50, messages=say()).content
         meter.one()
