@@ -104,7 +104,8 @@ pub enum CatalogError {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     models: Vec<Model>,
-    index: HashMap<(Provider, String), usize>,
+    /// Per provider (in [`Provider::ALL`] order), every name a model answers to → its index.
+    index: [HashMap<String, usize>; 3],
 }
 
 impl Catalog {
@@ -166,7 +167,7 @@ impl Catalog {
         let overrides = Catalog::from_json(text)?;
         let mut models = self.models.clone();
         for model in overrides.models {
-            match self.index.get(&(model.provider, model.id.clone())) {
+            match self.names_of(model.provider).get(&model.id) {
                 Some(&i) => models[i] = model,
                 None => models.push(model),
             }
@@ -175,10 +176,12 @@ impl Catalog {
     }
 
     fn from_models(models: Vec<Model>) -> Catalog {
-        let mut index = HashMap::new();
+        let mut index: [HashMap<String, usize>; 3] = Default::default();
         for (i, model) in models.iter().enumerate() {
             for name in model.names() {
-                index.entry((model.provider, name.to_string())).or_insert(i);
+                index[slot(model.provider)]
+                    .entry(name.to_string())
+                    .or_insert(i);
             }
         }
         Catalog { models, index }
@@ -202,11 +205,22 @@ impl Catalog {
             .or_else(|| strip_date_suffix(name).and_then(|base| self.lookup(provider, base)))
     }
 
+    /// Looks a name up without allocating: the gateway does this on every request.
     fn lookup(&self, provider: Provider, name: &str) -> Option<&Model> {
-        self.index
-            .get(&(provider, name.to_string()))
-            .map(|&i| &self.models[i])
+        self.names_of(provider).get(name).map(|&i| &self.models[i])
     }
+
+    fn names_of(&self, provider: Provider) -> &HashMap<String, usize> {
+        &self.index[slot(provider)]
+    }
+}
+
+/// Where a provider's names sit in the index.
+fn slot(provider: Provider) -> usize {
+    Provider::ALL
+        .iter()
+        .position(|p| *p == provider)
+        .unwrap_or_default()
 }
 
 /// Refuses top-level keys other than the three providers (and `_`-prefixed comments), so a

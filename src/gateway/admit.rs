@@ -61,7 +61,7 @@ impl std::ops::Deref for Gate {
 pub(super) type Refused = (Gate, Option<String>, Outgoing);
 
 type Reserved = (
-    Option<Model>,
+    Option<&'static Model>,
     Option<TokenReservation>,
     Option<BudgetHold>,
     Option<Hold>,
@@ -84,7 +84,7 @@ pub(super) struct Admitted {
     pub gate: Gate,
     pub body: HeldBody,
     pub info: RequestInfo,
-    pub model: Option<Model>,
+    pub model: Option<&'static Model>,
     pub billed_to: BilledTo,
     pub hold: Option<Hold>,
     pub budget: Option<BudgetHold>,
@@ -260,7 +260,7 @@ impl Gateway {
     /// The priced model, and the tokens, budget and credits reserved for the request.
     async fn charge_ahead(&self, gate: &Gate, info: &RequestInfo) -> Result<Reserved, Outgoing> {
         let model = self.priced_model(gate, info)?;
-        let tokens = self.reserve_tokens(gate, info, model.as_ref())?;
+        let tokens = self.reserve_tokens(gate, info, model)?;
         let estimate = match (&model, info.endpoint.is_billable()) {
             (Some(m), true) => hold_estimate(m, info.input_tokens_estimate, info.max_output_tokens),
             _ => MicroUsd::ZERO,
@@ -352,7 +352,11 @@ impl Gateway {
 
     /// The catalog model the request names: required for billable calls, and priced for
     /// managed ones.
-    fn priced_model(&self, gate: &Gate, info: &RequestInfo) -> Result<Option<Model>, Outgoing> {
+    fn priced_model(
+        &self,
+        gate: &Gate,
+        info: &RequestInfo,
+    ) -> Result<Option<&'static Model>, Outgoing> {
         let p = gate.provider;
         let billable = info.endpoint.is_billable();
         let Some(name) = &info.model else {
@@ -375,7 +379,7 @@ impl Gateway {
                 ),
             ));
         }
-        let model = self.hub().catalog().resolve(p, name).cloned();
+        let model = self.hub().catalog().resolve(p, name);
         if gate.route.managed && billable && model.is_none() {
             return Err(refusal(
                 p,

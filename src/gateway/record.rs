@@ -34,7 +34,7 @@ pub(super) struct Context {
     /// The canonical path, recorded as the endpoint of a call the Hub does not meter.
     path: String,
     requested_model: Option<String>,
-    model: Option<Model>,
+    model: Option<&'static Model>,
     streamed: bool,
     status: u16,
     billed_to: BilledTo,
@@ -123,7 +123,7 @@ impl Context {
         let served = usage.model.clone();
         let model = served
             .as_deref()
-            .and_then(|m| hub.catalog().resolve(self.provider, m).cloned())
+            .and_then(|m| hub.catalog().resolve(self.provider, m))
             .or(self.model);
         let cost = match (unmetered, &model) {
             (false, Some(m)) => Some(cost(m, &usage).micro),
