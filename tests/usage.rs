@@ -512,12 +512,37 @@ async fn the_add_credits_form_parses_dollars_exactly() {
                 .unwrap()
         }
     };
-    let res = post("2.50", csrf.clone()).await;
-    assert_eq!(res.status(), 303);
-    let location = res.headers()["location"].to_str().unwrap().to_string();
-    assert_eq!(location, "/usage?added=2500000");
+    // Post/redirect/get: the answer is a redirect carrying a one-time flash cookie.
+    let follow = |res: reqwest::Response| {
+        let hub_url = hub.url("/usage");
+        let cookie = cookie.clone();
+        async move {
+            assert_eq!(res.status(), 303);
+            let flash = res.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+            let html = client()
+                .get(hub_url)
+                .header("cookie", format!("{cookie}; {flash}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            (
+                res.headers()["location"].to_str().unwrap().to_string(),
+                html,
+            )
+        }
+    };
+    let (location, html) = follow(post("2.50", csrf.clone()).await).await;
+    assert_eq!(location, "/usage");
     assert_eq!(balance(&hub, &cookie).await, 7_500_000);
-    let (_, html) = get_text(&hub, &cookie, &location).await;
     assert!(html.contains("Added $2.50 to your credits."));
 
     for (amount, message) in [
@@ -527,11 +552,14 @@ async fn the_add_credits_form_parses_dollars_exactly() {
         ("10000.01", "at most $10000.00"),
         ("0.0000001", "six decimals"),
     ] {
-        let res = post(amount, csrf.clone()).await;
-        assert_eq!(res.status(), 400, "{amount}");
-        let html = res.text().await.unwrap();
+        let (location, html) = follow(post(amount, csrf.clone()).await).await;
+        assert_eq!(location, "/usage#add-credits", "{amount}");
         assert!(html.contains(message), "{amount}: {html}");
         assert!(html.contains("role=\"alert\""));
+        assert!(
+            html.contains(&format!("value=\"{amount}\"")),
+            "typed amount kept: {amount}"
+        );
     }
     assert_eq!(post("1", "forged".into()).await.status(), 400);
     assert_eq!(balance(&hub, &cookie).await, 7_500_000);

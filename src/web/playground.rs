@@ -7,9 +7,9 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{ApiSession, PageSession};
+use super::auth::{ApiSession, CsrfForm, PageSession};
 use super::errors::{ApiError, PageError};
-use super::pages::{Layout, blocking, check_csrf, render};
+use super::pages::{Layout, blocking, render};
 use crate::catalog::ModelKind;
 use crate::hub::connections::ConnectionView;
 use crate::hub::{Hub, HubError};
@@ -111,8 +111,6 @@ pub async fn show(hub: web::Data<Hub>, session: PageSession) -> Result<HttpRespo
 
 #[derive(Deserialize)]
 pub struct PlayForm {
-    #[serde(default)]
-    csrf: String,
     target: String,
     prompt: String,
     max_tokens: Option<u64>,
@@ -198,17 +196,11 @@ fn error_message(body: &[u8]) -> String {
 }
 
 /// Without JavaScript: ask, wait for the whole answer, show it.
-pub async fn ask(
-    hub: web::Data<Hub>,
-    session: PageSession,
-    form: web::Form<PlayForm>,
-) -> Result<HttpResponse, PageError> {
-    let form = form.into_inner();
-    check_csrf(&session, &form.csrf)?;
+pub async fn ask(hub: web::Data<Hub>, form: CsrfForm<PlayForm>) -> Result<HttpResponse, PageError> {
+    let CsrfForm { session, form } = form;
     let h = hub.clone();
     let checked = {
         let f = PlayForm {
-            csrf: String::new(),
             target: form.target.clone(),
             prompt: form.prompt.clone(),
             max_tokens: form.max_tokens,

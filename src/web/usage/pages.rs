@@ -13,8 +13,9 @@ use crate::hub::{CreditSummary, Hub, HubError, UsagePage, last_days, today};
 use crate::money::MicroUsd;
 use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate, UsageRow};
 use crate::web::auth::PageSession;
-use crate::web::errors::{PageError, classify};
-use crate::web::pages::{Layout, blocking, check_csrf, redirect, render};
+use crate::web::auth::{CsrfForm, Flash, Incoming, flash_key, redirect_with};
+use crate::web::errors::PageError;
+use crate::web::pages::{Layout, blocking, render};
 
 /// Days the chart and the spend tables cover.
 const DAYS: u64 = 30;
@@ -58,21 +59,12 @@ pub struct LedgerView {
     pub note: String,
 }
 
-/// What the Add credits form keeps when it is shown again.
-#[derive(Default)]
-pub struct TopUpDraft {
-    pub amount: String,
-    pub note: String,
-    pub error: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "usage.html")]
 struct UsageBillingPage {
     l: Layout,
     credits: CreditSummary,
-    notice: Option<String>,
-    draft: TopUpDraft,
+    flash: Flash,
     max_note: usize,
     chart: Chart,
     range: DayRange,
@@ -90,7 +82,6 @@ struct UsageBillingPage {
 #[derive(Deserialize)]
 pub struct UsageQuery {
     before: Option<String>,
-    added: Option<String>,
 }
 
 fn number(text: Option<&str>) -> Option<i64> {
@@ -101,16 +92,14 @@ pub async fn usage(
     hub: web::Data<Hub>,
     session: PageSession,
     query: web::Query<UsageQuery>,
+    flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    let notice =
-        number(query.added.as_deref()).map(|a| format!("Added {} to your credits.", MicroUsd(a)));
     let before = number(query.before.as_deref());
-    show(&hub, &session, before, notice, TopUpDraft::default()).await
+    show(&hub, &session, before, flash.0).await
 }
 
 #[derive(Deserialize)]
 pub struct TopUpForm {
-    csrf: String,
     amount: String,
     #[serde(default)]
     note: String,
@@ -120,11 +109,10 @@ pub struct TopUpForm {
 /// stores nothing.
 pub async fn add_credits(
     hub: web::Data<Hub>,
-    session: PageSession,
-    form: web::Form<TopUpForm>,
+    form: CsrfForm<TopUpForm>,
 ) -> Result<HttpResponse, PageError> {
-    let TopUpForm { csrf, amount, note } = form.into_inner();
-    check_csrf(&session, &csrf)?;
+    let CsrfForm { session, form } = form;
+    let TopUpForm { amount, note } = form;
     let parsed = MicroUsd::parse_dollars(&amount).map_err(|m| HubError::bad_input("amount", m));
     let h = hub.clone();
     let n = note.clone();
@@ -132,17 +120,17 @@ pub async fn add_credits(
         Ok(micro) => blocking(move || h.top_up(micro, &n).map(|_| micro)).await,
         Err(e) => Err(e),
     };
+    let key = flash_key(Some(&session));
     match result {
-        Ok(added) => Ok(redirect(&format!("/usage?added={}", added.0))),
+        Ok(added) => {
+            let flash = Flash::notice(format!("Added {added} to your credits."));
+            Ok(redirect_with("/usage", &flash, key))
+        }
         Err(e @ HubError::BadInput { .. }) => {
-            let draft = TopUpDraft {
-                amount,
-                note,
-                error: Some(e.to_string()),
-            };
-            let mut res = show(&hub, &session, None, None, draft).await?;
-            *res.status_mut() = classify(&e).0;
-            Ok(res)
+            let flash = Flash::error("add-credits", "amount", e.to_string())
+                .keep("amount", &amount)
+                .keep("note", &note);
+            Ok(redirect_with("/usage#add-credits", &flash, key))
         }
         Err(e) => Err(e.into()),
     }
@@ -177,8 +165,7 @@ async fn show(
     hub: &web::Data<Hub>,
     session: &PageSession,
     before: Option<i64>,
-    notice: Option<String>,
-    draft: TopUpDraft,
+    flash: Flash,
 ) -> Result<HttpResponse, PageError> {
     let last = today();
     let range = last_days(last, DAYS);
@@ -189,8 +176,7 @@ async fn show(
     let page = UsageBillingPage {
         l: Layout::new(hub, session, "usage"),
         credits: hub.credit_summary(),
-        notice,
-        draft,
+        flash,
         max_note: crate::hub::MAX_NOTE_CHARS,
         chart: chart::daily_by_provider(&days_ending(last, DAYS), &data.daily),
         by_provider: spend_rows(&data.by_provider, |a| provider_name(&a.key)),
