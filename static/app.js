@@ -22,3 +22,9 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// Exact times on hover in the browser's own time zone (the page says UTC without this).
+document.querySelectorAll("time[datetime]").forEach((t) => {
+  const when = new Date(t.getAttribute("datetime"));
+  if (!Number.isNaN(when.getTime())) t.title = when.toLocaleString();
+});

@@ -514,26 +514,13 @@ async fn the_add_credits_form_parses_dollars_exactly() {
     };
     // Post/redirect/get: the answer is a redirect carrying a one-time flash cookie.
     let follow = |res: reqwest::Response| {
-        let hub_url = hub.url("/usage");
+        let hub = &hub;
         let cookie = cookie.clone();
         async move {
             assert_eq!(res.status(), 303);
-            let flash = res.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_string();
-            let html = client()
-                .get(hub_url)
-                .header("cookie", format!("{cookie}; {flash}"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let set = res.headers()["set-cookie"].to_str().unwrap();
+            let flash = set.split(';').next().unwrap();
+            let (_, html) = get_text(hub, &format!("{cookie}; {flash}"), "/usage").await;
             (
                 res.headers()["location"].to_str().unwrap().to_string(),
                 html,

@@ -374,12 +374,19 @@ pub async fn key(
     )
 }
 
-async fn confirm(
+/// Asks before a destructive step, on a page of its own (no JavaScript needed):
+/// `/apps/{id}/rotate-key` for a new key, `/apps/{id}/delete` for deleting the app.
+pub async fn confirm(
     hub: web::Data<Hub>,
     session: PageSession,
-    id: String,
-    action: Action,
+    path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
+    let (id, step) = path.into_inner();
+    let action = match step.as_str() {
+        "rotate-key" => Action::NewKey,
+        "delete" => Action::Delete,
+        _ => return Err(HubError::NotFound("That page").into()),
+    };
     let h = hub.clone();
     let app = blocking(move || h.app(&id)).await?;
     render(
@@ -390,24 +397,6 @@ async fn confirm(
             action,
         },
     )
-}
-
-/// Asks before making a new key (the old one stops working).
-pub async fn confirm_rotate(
-    hub: web::Data<Hub>,
-    session: PageSession,
-    id: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    confirm(hub, session, id.into_inner(), Action::NewKey).await
-}
-
-/// Asks before deleting an app.
-pub async fn confirm_delete(
-    hub: web::Data<Hub>,
-    session: PageSession,
-    id: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    confirm(hub, session, id.into_inner(), Action::Delete).await
 }
 
 pub async fn rotate(

@@ -42,6 +42,19 @@ struct PlaygroundPage {
     prompt: String,
     max_tokens: u64,
     exchange: Option<Exchange>,
+    /// This Hub's address, for the code snippet the page shows after an answer.
+    base_url: String,
+}
+
+/// How a connection is named in the picker, so the same model offered by two connections
+/// is told apart (and a failing one is marked).
+fn connection_label(c: &ConnectionView) -> String {
+    let kind = if c.is_managed() {
+        format!("managed {}, Hub credits", c.provider.display_name())
+    } else {
+        format!("{}, your key", c.name)
+    };
+    format!("{kind}{}", c.picker_warning())
 }
 
 fn groups(hub: &Hub, connections: &[ConnectionView]) -> Vec<TargetGroup> {
@@ -49,18 +62,19 @@ fn groups(hub: &Hub, connections: &[ConnectionView]) -> Vec<TargetGroup> {
         .iter()
         .filter(|c| c.is_enabled())
         .map(|c| {
-            let kind = if c.is_managed() {
-                "managed, Hub credits".to_string()
-            } else {
-                "your key".to_string()
-            };
+            let via = connection_label(c);
             TargetGroup {
-                label: format!("{} — {} ({kind})", c.provider.display_name(), c.name),
+                label: format!("{} — {via}", c.provider.display_name()),
                 options: hub
                     .catalog()
                     .for_provider(c.provider)
                     .filter(|m| m.kind == ModelKind::Chat)
-                    .map(|m| (format!("{}|{}", c.id, m.id), m.display_name.clone()))
+                    .map(|m| {
+                        (
+                            format!("{}|{}", c.id, m.id),
+                            format!("{} · {via}", m.display_name),
+                        )
+                    })
                     .collect(),
             }
         })
@@ -69,6 +83,7 @@ fn groups(hub: &Hub, connections: &[ConnectionView]) -> Vec<TargetGroup> {
 
 async fn page(
     hub: &web::Data<Hub>,
+    hosts: &super::HostPolicy,
     session: &PageSession,
     status: StatusCode,
     form: Option<&PlayForm>,
@@ -92,6 +107,7 @@ async fn page(
                 .and_then(|f| f.max_tokens)
                 .unwrap_or(DEFAULT_MAX_TOKENS),
             exchange,
+            base_url: format!("http://{}", hosts.primary()),
         },
     )
 }
@@ -105,8 +121,12 @@ fn default_target(groups: &[TargetGroup]) -> Option<String> {
         .map(|(v, _)| v.clone())
 }
 
-pub async fn show(hub: web::Data<Hub>, session: PageSession) -> Result<HttpResponse, PageError> {
-    page(&hub, &session, StatusCode::OK, None, None).await
+pub async fn show(
+    hub: web::Data<Hub>,
+    hosts: web::Data<super::HostPolicy>,
+    session: PageSession,
+) -> Result<HttpResponse, PageError> {
+    page(&hub, &hosts, &session, StatusCode::OK, None, None).await
 }
 
 #[derive(Deserialize)]
@@ -120,6 +140,8 @@ pub struct PlayForm {
 struct Ask {
     connection_id: String,
     provider: Provider,
+    /// The built-in emulator answers: its stream is paced so a person can watch it arrive.
+    emulated: bool,
     model: String,
     prompt: String,
     max_tokens: u64,
@@ -157,6 +179,7 @@ fn check(hub: &Hub, form: &PlayForm) -> Result<Ask, HubError> {
     Ok(Ask {
         connection_id: connection.id,
         provider: connection.provider,
+        emulated: connection.emulated,
         model: model.to_string(),
         prompt: prompt.to_string(),
         max_tokens,
@@ -170,14 +193,31 @@ fn incoming(ask: &Ask, stream: bool) -> Incoming {
         ask.max_tokens,
         stream,
     );
+    let mut headers = request.headers;
+    if stream && ask.emulated {
+        // Only the Playground asks for this: SDK calls through the Hub stay at full speed.
+        headers.push(("x-emulator-fault".into(), "slow".into()));
+    }
     Incoming {
         provider: ask.provider,
         method: "POST".into(),
         path: request.path,
         query: request.query,
-        headers: request.headers,
+        headers,
         body: request.body,
     }
+}
+
+/// The one call into the gateway: the Playground asks like an app would.
+async fn through_gateway(hub: &Hub, ask: &Ask, stream: bool) -> proxy::Outgoing {
+    proxy::handle_as(
+        hub,
+        incoming(ask, stream),
+        Caller::Playground {
+            connection_id: ask.connection_id.clone(),
+        },
+    )
+    .await
 }
 
 /// The message of an error body in any of the three providers' shapes.
@@ -196,7 +236,11 @@ fn error_message(body: &[u8]) -> String {
 }
 
 /// Without JavaScript: ask, wait for the whole answer, show it.
-pub async fn ask(hub: web::Data<Hub>, form: CsrfForm<PlayForm>) -> Result<HttpResponse, PageError> {
+pub async fn ask(
+    hub: web::Data<Hub>,
+    hosts: web::Data<super::HostPolicy>,
+    form: CsrfForm<PlayForm>,
+) -> Result<HttpResponse, PageError> {
     let CsrfForm { session, form } = form;
     let h = hub.clone();
     let checked = {
@@ -216,17 +260,10 @@ pub async fn ask(hub: web::Data<Hub>, form: CsrfForm<PlayForm>) -> Result<HttpRe
                 reply: None,
                 error: Some(e.to_string()),
             };
-            return page(&hub, &session, status, Some(&form), Some(exchange)).await;
+            return page(&hub, &hosts, &session, status, Some(&form), Some(exchange)).await;
         }
     };
-    let out = proxy::handle_as(
-        &hub,
-        incoming(&ask, false),
-        Caller::Playground {
-            connection_id: ask.connection_id.clone(),
-        },
-    )
-    .await;
+    let out = through_gateway(&hub, &ask, false).await;
     let body = match out.body {
         OutBody::Full(b) => b,
         OutBody::Stream(_) => bytes::Bytes::new(),
@@ -242,7 +279,15 @@ pub async fn ask(hub: web::Data<Hub>, form: CsrfForm<PlayForm>) -> Result<HttpRe
         reply,
         error,
     };
-    page(&hub, &session, StatusCode::OK, Some(&form), Some(exchange)).await
+    page(
+        &hub,
+        &hosts,
+        &session,
+        StatusCode::OK,
+        Some(&form),
+        Some(exchange),
+    )
+    .await
 }
 
 /// With JavaScript: the provider's own event stream, passed through as it arrives. The
@@ -255,14 +300,7 @@ pub async fn stream(
     let form = body.into_inner();
     let h = hub.clone();
     let ask = blocking(move || check(&h, &form)).await?;
-    let out = proxy::handle_as(
-        &hub,
-        incoming(&ask, true),
-        Caller::Playground {
-            connection_id: ask.connection_id.clone(),
-        },
-    )
-    .await;
+    let out = through_gateway(&hub, &ask, true).await;
     let mut res = super::proxy::respond(out);
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(ask.provider.as_str()) {
         res.headers_mut().insert(
