@@ -107,7 +107,7 @@ def wait_for_path(driver, path, timeout=10):
     """Waits until the browser shows `path` (navigation after a click is asynchronous)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: d.current_url.split("?")[0].endswith(path))
+    WebDriverWait(driver, timeout).until(lambda d: d.current_url.split("#")[0].split("?")[0].endswith(path))
 
 
 def click_and_load(driver, element, timeout=10):
