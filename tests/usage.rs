@@ -443,8 +443,11 @@ async fn the_usage_page_shows_credits_chart_and_requests() {
     assert_eq!(status, 200);
     let balance = MicroUsd(5_000_000 - seeded.charged).to_string();
     assert_eq!(balance, "$4.998854");
+    // To the cent on the page, the exact amount on hover.
     assert!(
-        html.contains(&format!("<strong id=\"balance\">{balance}</strong>")),
+        html.contains(&format!(
+            "<strong id=\"balance\"><span class=\"money\" title=\"Exactly {balance}\">$5.00</span></strong>"
+        )),
         "{html}"
     );
     assert!(html.contains("<svg"));
@@ -480,7 +483,9 @@ async fn an_empty_hub_shows_a_friendly_usage_page() {
     assert_eq!(status, 200);
     assert!(html.contains("No requests yet"));
     assert!(html.contains("No spend in the last 30 days"));
-    assert!(html.contains("<strong id=\"balance\">$5.00</strong>"));
+    assert!(html.contains(
+        "<strong id=\"balance\"><span class=\"money\" title=\"Exactly $5.00\">$5.00</span></strong>"
+    ));
     assert!(html.contains("Welcome credit"));
 }
 

@@ -60,7 +60,8 @@ pub struct Money {
 }
 
 impl Money {
-    pub fn of(m: crate::money::MicroUsd) -> Money {
+    pub fn of(m: impl std::borrow::Borrow<crate::money::MicroUsd>) -> Money {
+        let m = *m.borrow();
         Money {
             cents: to_cents(m.0),
             exact: m.to_string(),

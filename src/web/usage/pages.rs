@@ -15,7 +15,7 @@ use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate, UsageRow};
 use crate::web::auth::PageSession;
 use crate::web::auth::{CsrfForm, Flash, Incoming, flash_key, redirect_with};
 use crate::web::errors::PageError;
-use crate::web::pages::{Layout, blocking, render};
+use crate::web::pages::{Layout, Money, When, blocking, render};
 
 /// Days the chart and the spend tables cover.
 const DAYS: u64 = 30;
@@ -36,7 +36,7 @@ pub struct SpendRow {
 /// One recent request as the page shows it.
 pub struct RequestView {
     pub id: i64,
-    pub when: String,
+    pub when: When,
     pub app: String,
     pub provider: String,
     pub model: String,
@@ -45,7 +45,8 @@ pub struct RequestView {
     pub error_code: String,
     pub input_tokens: String,
     pub output_tokens: String,
-    pub cost: String,
+    /// `None` when the cost is unknown.
+    pub cost: Option<Money>,
     pub billed_by_provider: bool,
     pub estimated: bool,
     pub latency_ms: String,
@@ -53,7 +54,7 @@ pub struct RequestView {
 
 /// One ledger line as the page shows it.
 pub struct LedgerView {
-    pub when: String,
+    pub when: When,
     pub kind: &'static str,
     pub amount: MicroUsd,
     pub note: String,
@@ -223,7 +224,7 @@ fn spend_rows(rows: &[UsageAggregate], label: impl Fn(&UsageAggregate) -> String
 fn request_view(names: &HashMap<String, String>, r: &UsageRow) -> RequestView {
     RequestView {
         id: r.id,
-        when: short_time(&r.started_at),
+        when: When::of(&r.started_at),
         app: app_label(names, r.app_id.as_deref().unwrap_or("")),
         provider: provider_name(&r.provider),
         model: or_unknown(r.model.as_deref().unwrap_or("")),
@@ -232,9 +233,7 @@ fn request_view(names: &HashMap<String, String>, r: &UsageRow) -> RequestView {
         error_code: r.error_code.clone().unwrap_or_default(),
         input_tokens: grouped(r.input_tokens),
         output_tokens: grouped(r.output_tokens),
-        cost: r
-            .cost
-            .map_or_else(|| "unknown".to_string(), |c| c.to_string()),
+        cost: r.cost.map(Money::of),
         billed_by_provider: r.billed_to == "provider",
         estimated: r.estimated,
         latency_ms: grouped(r.latency_ms),
@@ -243,7 +242,7 @@ fn request_view(names: &HashMap<String, String>, r: &UsageRow) -> RequestView {
 
 fn ledger_view(e: &LedgerEntry) -> LedgerView {
     LedgerView {
-        when: short_time(&e.at),
+        when: When::of(&e.at),
         kind: match e.kind.as_str() {
             "grant" => "Grant",
             "topup" => "Top-up",
@@ -277,16 +276,6 @@ fn or_unknown(s: &str) -> String {
     }
 }
 
-/// `2025-03-02T09:00:00.000Z` → `2025-03-02 09:00:00`.
-fn short_time(rfc3339: &str) -> String {
-    let t = rfc3339.replacen('T', " ", 1);
-    t.split('.')
-        .next()
-        .unwrap_or(&t)
-        .trim_end_matches('Z')
-        .to_string()
-}
-
 /// 1234567 → `1,234,567`.
 fn grouped(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
@@ -314,10 +303,7 @@ mod tests {
         assert_eq!(grouped(1_000), "1,000");
         assert_eq!(grouped(1_234_567), "1,234,567");
         assert_eq!(grouped(-12_345), "-12,345");
-        assert_eq!(
-            short_time("2025-03-02T09:00:00.000Z"),
-            "2025-03-02 09:00:00"
-        );
-        assert_eq!(short_time("2025-03-02T09:00:00Z"), "2025-03-02 09:00:00");
+        let w = When::of("2025-03-02T09:00:00.000Z");
+        assert_eq!(w.exact, "2025-03-02 09:00:00 UTC");
     }
 }
