@@ -282,3 +282,54 @@ pub fn redirect_with(to: &str, flash: &Flash, signing_key: &str) -> actix_web::H
         .insert_header((actix_web::http::header::LOCATION, to.to_string()))
         .finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(flash: &Flash, key: &str) -> String {
+        flash.cookie(key).value().to_string()
+    }
+
+    #[test]
+    fn a_flash_reads_back_only_with_its_session_key_and_untouched() {
+        let flash = Flash::error("add-openai", "api_key", "Wrong format").keep("name", "Work");
+        let value = sealed(&flash, "csrf-a");
+        let read = Flash::read(&value, "csrf-a").unwrap_or_default();
+        assert_eq!(read.error_for("add-openai"), Some("Wrong format"));
+        assert!(read.is_field("add-openai", "api_key"));
+        assert_eq!(read.value("add-openai", "name"), "Work");
+        assert_eq!(read.value("add-anthropic", "name"), "");
+        assert!(
+            Flash::read(&value, "csrf-b").is_none(),
+            "another session's key"
+        );
+        let (body, signature) = value.split_once('.').unwrap_or_default();
+        let forged = Flash::notice("Forged");
+        let forged_body = sealed(&forged, "x")
+            .split_once('.')
+            .map(|(b, _)| b.to_string());
+        assert!(
+            Flash::read(
+                &format!("{}.{signature}", forged_body.unwrap_or_default()),
+                "csrf-a"
+            )
+            .is_none()
+        );
+        assert!(Flash::read(body, "csrf-a").is_none(), "no signature");
+    }
+
+    #[test]
+    fn the_flash_cookie_is_short_lived_and_http_only() {
+        let c = Flash::notice("Saved").cookie("k");
+        assert_eq!(c.http_only(), Some(true));
+        assert_eq!(c.same_site(), Some(SameSite::Strict));
+        assert!(c.max_age().is_some_and(|a| a.whole_seconds() <= 120));
+    }
+
+    #[test]
+    fn the_csrf_token_is_read_from_a_form_body() {
+        assert_eq!(submitted_token(b"name=x&csrf=abc%2B1"), "abc+1");
+        assert_eq!(submitted_token(b"name=x"), "");
+    }
+}

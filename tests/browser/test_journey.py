@@ -123,6 +123,19 @@ def test_first_run_to_first_app(hub, size):
         assert key not in driver.page_source
         driver.get(hub.url("/apps"))
         assert [a.text for a in driver.find_elements(By.CSS_SELECTOR, "table.apps td a")] == ["First app"]
+        check_page(driver, tag, "apps list")
+        click_and_load(driver, driver.find_element(By.LINK_TEXT, "First app"))
+        check_page(driver, tag, "app page")
+        click_and_load(driver, driver.find_element(By.LINK_TEXT, "Delete app…"))
+        check_page(driver, tag, "delete confirmation")
+        click_and_load(driver, driver.find_element(By.LINK_TEXT, "Cancel"))
+        # The same name twice is refused, beside the field, with the name kept.
+        driver.get(hub.url("/apps"))
+        driver.find_element(By.NAME, "name").send_keys("first APP")
+        click_and_load(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Create app']"))
+        assert "already exists" in driver.find_element(By.ID, "new-app-name-error").text
+        assert driver.find_element(By.NAME, "name").get_attribute("value") == "first APP"
+        assert len(driver.find_elements(By.CSS_SELECTOR, "table.apps tbody tr")) == 1
 
         # ---- the app calls the Hub with the openai SDK, and the call shows on Usage & Billing
         client = openai.OpenAI(api_key=key, base_url=hub.url("/openai/v1"), max_retries=0)
