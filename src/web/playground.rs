@@ -7,7 +7,9 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{ApiSession, CsrfForm, PageSession};
+use super::auth::{
+    ApiSession, CsrfForm, Flash, Incoming as IncomingFlash, PageSession, flash_key, redirect_with,
+};
 use super::errors::{ApiError, PageError};
 use super::pages::{Layout, blocking, render};
 use crate::catalog::ModelKind;
@@ -125,8 +127,92 @@ pub async fn show(
     hub: web::Data<Hub>,
     hosts: web::Data<super::HostPolicy>,
     session: PageSession,
+    flash: IncomingFlash,
 ) -> Result<HttpResponse, PageError> {
-    page(&hub, &hosts, &session, StatusCode::OK, None, None).await
+    match from_flash(&flash.0) {
+        Some((form, exchange)) => {
+            page(
+                &hub,
+                &hosts,
+                &session,
+                StatusCode::OK,
+                Some(&form),
+                Some(exchange),
+            )
+            .await
+        }
+        None => page(&hub, &hosts, &session, StatusCode::OK, None, None).await,
+    }
+}
+
+/// Cookies above this size may be dropped by the browser; a longer answer is shown on the
+/// answer to the form itself instead.
+const MAX_FLASH_COOKIE: usize = 3_800;
+
+/// The form and its answer, to show after the redirect (no secrets: a prompt and a reply).
+fn to_flash(form: &PlayForm, x: &Exchange) -> Flash {
+    let mut flash = Flash {
+        form: Some(FORM.to_string()),
+        ..Flash::default()
+    };
+    flash = flash
+        .keep("target", &form.target)
+        .keep("prompt", &form.prompt)
+        .keep("model", &x.model);
+    if let Some(n) = form.max_tokens {
+        flash = flash.keep("max_tokens", &n.to_string());
+    }
+    if let Some(r) = &x.reply {
+        flash = flash.keep("reply", r);
+    }
+    if let Some(e) = &x.error {
+        flash = flash.keep("error", e);
+    }
+    flash
+}
+
+fn from_flash(flash: &Flash) -> Option<(PlayForm, Exchange)> {
+    if flash.form.as_deref() != Some(FORM) {
+        return None;
+    }
+    let text = |k: &str| Some(flash.value(FORM, k).to_string()).filter(|v| !v.is_empty());
+    let form = PlayForm {
+        target: flash.value(FORM, "target").to_string(),
+        prompt: flash.value(FORM, "prompt").to_string(),
+        max_tokens: flash.value(FORM, "max_tokens").parse().ok(),
+    };
+    let exchange = Exchange {
+        model: flash.value(FORM, "model").to_string(),
+        reply: text("reply"),
+        error: text("error"),
+    };
+    Some((form, exchange))
+}
+
+const FORM: &str = "playground";
+
+/// Post/redirect/get when the answer fits in the flash cookie; otherwise the page itself.
+async fn answer(
+    hub: &web::Data<Hub>,
+    hosts: &super::HostPolicy,
+    session: &PageSession,
+    form: &PlayForm,
+    exchange: Exchange,
+) -> Result<HttpResponse, PageError> {
+    let flash = to_flash(form, &exchange);
+    let key = flash_key(Some(session));
+    if flash.cookie(key).value().len() <= MAX_FLASH_COOKIE {
+        return Ok(redirect_with("/playground#answer", &flash, key));
+    }
+    page(
+        hub,
+        hosts,
+        session,
+        StatusCode::OK,
+        Some(form),
+        Some(exchange),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -254,13 +340,12 @@ pub async fn ask(
     let ask = match checked {
         Ok(a) => a,
         Err(e) => {
-            let (status, _) = super::errors::classify(&e);
             let exchange = Exchange {
                 model: String::new(),
                 reply: None,
                 error: Some(e.to_string()),
             };
-            return page(&hub, &hosts, &session, status, Some(&form), Some(exchange)).await;
+            return answer(&hub, &hosts, &session, &form, exchange).await;
         }
     };
     let out = through_gateway(&hub, &ask, false).await;
@@ -279,15 +364,7 @@ pub async fn ask(
         reply,
         error,
     };
-    page(
-        &hub,
-        &hosts,
-        &session,
-        StatusCode::OK,
-        Some(&form),
-        Some(exchange),
-    )
-    .await
+    answer(&hub, &hosts, &session, &form, exchange).await
 }
 
 /// With JavaScript: the provider's own event stream, passed through as it arrives. The

@@ -117,9 +117,21 @@ def click_and_load(driver, element, timeout=10):
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from selenium.common.exceptions import WebDriverException
+
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old))
+
+    def gone(_):
+        # Mid-navigation Chromium may answer "node does not belong to the document" rather
+        # than "stale element": both mean the old page is gone.
+        try:
+            return expected_conditions.staleness_of(old)(driver)
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, timeout).until(gone)
+    WebDriverWait(driver, timeout).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def screenshot(driver, name):

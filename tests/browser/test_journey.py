@@ -12,6 +12,7 @@ import time
 
 import openai
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -163,7 +164,9 @@ def test_first_run_to_first_app(hub, size):
         form = driver.find_element(By.ID, "add-openai")
         form.find_element(By.NAME, "api_key").send_keys(REJECTED_KEY)
         click_and_load(driver, form.find_element(By.XPATH, ".//button[normalize-space()='Add Connection']"))
-        assert "check failed" in driver.find_element(By.CSS_SELECTOR, "main .alert[role=alert]").text
+        WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: "check failed" in d.find_element(By.CSS_SELECTOR, "main .alert[role=alert]").text
+        )
         badge = driver.find_element(By.XPATH, "//div[contains(@class,'connection')]//span[contains(@class,'badge')]")
         assert badge.text == "Failing: Invalid API key"
         assert "badge-error" in badge.get_attribute("class")
