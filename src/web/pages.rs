@@ -318,7 +318,10 @@ pub async fn lock(hub: web::Data<Hub>, form: CsrfForm<Empty>) -> Result<HttpResp
 struct WelcomePage {
     l: Layout,
     base_url: String,
-    managed: Vec<(Provider, bool)>,
+    /// Managed connectors that are on and answered by the emulator, by display name.
+    demo: Vec<&'static str>,
+    /// Managed connectors that are on with a platform key.
+    live: Vec<&'static str>,
     balance: Money,
 }
 
@@ -330,15 +333,23 @@ pub async fn welcome(
 ) -> Result<HttpResponse, PageError> {
     let h = hub.clone();
     let connections = blocking(move || h.list_connections()).await?;
-    let managed = connections
-        .iter()
-        .filter(|c| c.is_managed() && c.is_enabled())
-        .map(|c| (c.provider, c.emulated))
-        .collect();
+    let on = |emulated: bool| -> Vec<&'static str> {
+        Provider::ALL
+            .iter()
+            .filter(|&&p| {
+                connections.iter().any(|c| {
+                    c.provider == p && c.is_managed() && c.is_enabled() && c.emulated == emulated
+                })
+            })
+            .map(|p| p.display_name())
+            .collect()
+    };
+    let (demo, live) = (on(true), on(false));
     ok(&WelcomePage {
         l: Layout::new(&hub, &session, "welcome"),
         base_url: format!("http://{}", hosts.primary()),
-        managed,
+        demo,
+        live,
         balance: Money::of(hub.credits().balance()),
     })
 }

@@ -85,7 +85,7 @@ def test_first_run_to_first_app(hub, size):
         # ---- setup lands on a welcome that says what works and what to do next
         set_up(driver, hub)
         body = driver.find_element(By.TAG_NAME, "main").text
-        assert "$5.00" in body and "Managed OpenAI" in body and "demo" in body
+        assert "$5.00 of credits" in body and "Managed OpenAI, Anthropic, Google Gemini, in demo mode" in body, body
         assert driver.find_element(By.LINK_TEXT, "Ask a model in the Playground")
         check_page(driver, tag, "welcome")
 
