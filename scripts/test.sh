@@ -2,7 +2,8 @@
 # Runs every check and test of Workshop Hub: formatting, clippy, the Rust unit, in-process
 # and black-box tests, the official Python SDKs against the emulator and the Hub, and the
 # browser tests in headless Chromium. Installs what those tiers need when it is missing:
-# a Python venv in .venv with tests/requirements.txt, and Debian's chromium + chromedriver.
+# a Python venv in .venv with tests/requirements.txt, Debian's chromium + chromedriver, and
+# axe-core from npm for the accessibility checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,11 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+step "axe-core for the browser accessibility checks (npm, pinned by tests/browser/package-lock.json)"
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 
 step "Python tests: official SDKs and headless browser"

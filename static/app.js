@@ -15,10 +15,9 @@ document.addEventListener("click", (event) => {
   }
 });
 
-document.addEventListener("submit", (event) => {
-  const form = event.target;
-  const question = form.dataset && form.dataset.confirm;
-  if (question && !window.confirm(question)) {
-    event.preventDefault();
-  }
+
+// Exact times on hover in the browser's own time zone (the page says UTC without this).
+document.querySelectorAll("time[datetime]").forEach((t) => {
+  const when = new Date(t.getAttribute("datetime"));
+  if (!Number.isNaN(when.getTime())) t.title = when.toLocaleString();
 });

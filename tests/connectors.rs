@@ -446,6 +446,7 @@ async fn the_connectors_page_shows_the_labels_people_know() {
         .unwrap();
     for label in [
         "AI Models",
+        "Managed connectors",
         "Delete Connection",
         "OpenAI (your API key)",
         "Anthropic (your API key)",
@@ -453,7 +454,7 @@ async fn the_connectors_page_shows_the_labels_people_know() {
         "Connection Name",
         "API Key",
         "Add Connection",
-        "Demo — answers come from the built-in emulator",
+        "Demo: answers come from the built-in emulator",
         "sk-proj-…1234",
     ] {
         assert!(page.contains(label), "page lacks {label}");

@@ -68,7 +68,22 @@ async fn first_run_setup_through_the_form_signs_in() {
         ])
         .to_request();
     let res = test::call_service(&app, mismatch).await;
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Post/redirect/get: the error comes back on the form page, beside the field.
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers().get("location").unwrap(), "/setup");
+    let again = TestRequest::get()
+        .uri("/setup")
+        .insert_header(("host", HOST))
+        .insert_header(("cookie", cookie_of(&res)))
+        .to_request();
+    let html = String::from_utf8(
+        test::read_body(test::call_service(&app, again).await)
+            .await
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(html.contains("id=\"setup-confirm-error\""), "{html}");
+    assert!(html.contains("differ"), "{html}");
 
     let submit = TestRequest::post()
         .uri("/setup")
@@ -77,7 +92,7 @@ async fn first_run_setup_through_the_form_signs_in() {
         .to_request();
     let res = test::call_service(&app, submit).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers().get("location").unwrap(), "/connectors");
+    assert_eq!(res.headers().get("location").unwrap(), "/welcome");
     let cookie = cookie_of(&res);
     let connectors = TestRequest::get()
         .uri("/connectors")

@@ -27,6 +27,17 @@ async fn csrf(hub: &TestHub, cookie: &str) -> String {
         .to_string()
 }
 
+/// The HTML of a page as a browser with `cookies` gets it.
+async fn page_text(hub: &TestHub, path: &str, cookies: &str) -> String {
+    let res = client()
+        .get(hub.url(path))
+        .header("cookie", cookies)
+        .send()
+        .await
+        .unwrap();
+    res.text().await.unwrap()
+}
+
 #[tokio::test]
 async fn the_form_answers_without_javascript_and_is_recorded() {
     let hub = TestHub::start(Launch::default().unlocked());
@@ -44,8 +55,23 @@ async fn the_form_answers_without_javascript_and_is_recorded() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
-    let page = res.text().await.unwrap();
+    // Post/redirect/get: the answer is shown by the page the form redirects to, once.
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/playground#answer");
+    let flash = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = page_text(&hub, "/playground", &format!("{cookie}; {flash}")).await;
+    assert!(
+        !page_text(&hub, "/playground", &cookie)
+            .await
+            .contains("offline emulator"),
+        "a reload asks nothing again"
+    );
     assert!(
         page.contains("Say hello to the playground"),
         "the reply echoes the prompt"
@@ -64,15 +90,7 @@ async fn the_form_answers_without_javascript_and_is_recorded() {
     assert_eq!(row["app_id"], "playground");
     assert_eq!(row["billed_to"], "credits");
     assert!(row["cost_micro_usd"].as_i64().unwrap() > 0);
-    let usage = client()
-        .get(hub.url("/usage"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let usage = page_text(&hub, "/usage", &cookie).await;
     assert!(usage.contains("Playground"));
 }
 

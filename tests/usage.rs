@@ -451,8 +451,11 @@ async fn the_usage_page_shows_credits_chart_and_requests() {
     assert_eq!(status, 200);
     let balance = MicroUsd(5_000_000 - seeded.charged).to_string();
     assert_eq!(balance, "$4.998854");
+    // To the cent on the page, the exact amount on hover.
     assert!(
-        html.contains(&format!("<strong id=\"balance\">{balance}</strong>")),
+        html.contains(&format!(
+            "<strong id=\"balance\"><span class=\"money\" title=\"Exactly {balance}\">$5.00</span></strong>"
+        )),
         "{html}"
     );
     assert!(html.contains("<svg"));
@@ -488,7 +491,9 @@ async fn an_empty_hub_shows_a_friendly_usage_page() {
     assert_eq!(status, 200);
     assert!(html.contains("No requests yet"));
     assert!(html.contains("No spend in the last 30 days"));
-    assert!(html.contains("<strong id=\"balance\">$5.00</strong>"));
+    assert!(html.contains(
+        "<strong id=\"balance\"><span class=\"money\" title=\"Exactly $5.00\">$5.00</span></strong>"
+    ));
     assert!(html.contains("Welcome credit"));
 }
 
@@ -520,12 +525,24 @@ async fn the_add_credits_form_parses_dollars_exactly() {
                 .unwrap()
         }
     };
-    let res = post("2.50", csrf.clone()).await;
-    assert_eq!(res.status(), 303);
-    let location = res.headers()["location"].to_str().unwrap().to_string();
-    assert_eq!(location, "/usage?added=2500000");
+    // Post/redirect/get: the answer is a redirect carrying a one-time flash cookie.
+    let follow = |res: reqwest::Response| {
+        let hub = &hub;
+        let cookie = cookie.clone();
+        async move {
+            assert_eq!(res.status(), 303);
+            let set = res.headers()["set-cookie"].to_str().unwrap();
+            let flash = set.split(';').next().unwrap();
+            let (_, html) = get_text(hub, &format!("{cookie}; {flash}"), "/usage").await;
+            (
+                res.headers()["location"].to_str().unwrap().to_string(),
+                html,
+            )
+        }
+    };
+    let (location, html) = follow(post("2.50", csrf.clone()).await).await;
+    assert_eq!(location, "/usage");
     assert_eq!(balance(&hub, &cookie).await, 7_500_000);
-    let (_, html) = get_text(&hub, &cookie, &location).await;
     assert!(html.contains("Added $2.50 to your credits."));
 
     for (amount, message) in [
@@ -535,11 +552,14 @@ async fn the_add_credits_form_parses_dollars_exactly() {
         ("10000.01", "at most $10000.00"),
         ("0.0000001", "six decimals"),
     ] {
-        let res = post(amount, csrf.clone()).await;
-        assert_eq!(res.status(), 400, "{amount}");
-        let html = res.text().await.unwrap();
+        let (location, html) = follow(post(amount, csrf.clone()).await).await;
+        assert_eq!(location, "/usage#add-credits", "{amount}");
         assert!(html.contains(message), "{amount}: {html}");
         assert!(html.contains("role=\"alert\""));
+        assert!(
+            html.contains(&format!("value=\"{amount}\"")),
+            "typed amount kept: {amount}"
+        );
     }
     assert_eq!(post("1", "forged".into()).await.status(), 400);
     assert_eq!(balance(&hub, &cookie).await, 7_500_000);

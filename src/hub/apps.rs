@@ -173,6 +173,7 @@ impl Hub {
             }
         }
         let name = check_app_name(name)?;
+        self.check_name_free(&name, None)?;
         let key = generate_key(None)?;
         let prefix = format!("whk_{}", key.id);
         let row = self
@@ -188,6 +189,9 @@ impl Hub {
 
     pub fn update_app(&self, id: &str, input: AppInput) -> Result<AppView, HubError> {
         let changes = self.check_changes(&input)?;
+        if let Some(name) = &changes.name {
+            self.check_name_free(name, Some(id))?;
+        }
         let row = self
             .store()
             .update_app(id, &changes)
@@ -208,6 +212,38 @@ impl Hub {
             app: self.app(id)?,
             key: key.key,
         })
+    }
+
+    /// A short, non-secret tag of the app's current key, different for every key issued.
+    pub fn app_key_tag(&self, id: &str) -> Result<String, HubError> {
+        let hash = self
+            .store()
+            .app_key_hash(id)?
+            .ok_or(HubError::NotFound("That app"))?;
+        let tag = Sha256::digest([b"reveal:".as_slice(), &hash].concat());
+        Ok(hex::encode(&tag[..8]))
+    }
+
+    /// When each app last made a request, by app id.
+    pub fn apps_last_used(&self) -> Result<std::collections::HashMap<String, String>, HubError> {
+        Ok(self.store().apps_last_used()?)
+    }
+
+    /// Refuses a name another app already has (apart from `except`, the app being renamed).
+    fn check_name_free(&self, name: &str, except: Option<&str>) -> Result<(), HubError> {
+        let taken = self.store().apps()?.into_iter().any(|a| {
+            Some(a.id.as_str()) != except && a.name.trim().eq_ignore_ascii_case(name.trim())
+        });
+        if taken {
+            return Err(HubError::bad_input(
+                "name",
+                format!(
+                    "An app named “{}” already exists. Pick another name.",
+                    name.trim()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn delete_app(&self, id: &str) -> Result<(), HubError> {

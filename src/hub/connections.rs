@@ -64,6 +64,62 @@ impl ConnectionView {
     pub fn is_enabled(&self) -> bool {
         self.status == "active"
     }
+
+    /// The one status a person sees, from the connection's real state.
+    pub fn health(&self) -> Health {
+        if !self.is_enabled() {
+            Health::Off
+        } else if let Some(e) = &self.last_error {
+            Health::Failing(e.title.clone())
+        } else if self.emulated {
+            Health::Demo
+        } else {
+            Health::Active
+        }
+    }
+
+    pub fn is_failing(&self) -> bool {
+        matches!(self.health(), Health::Failing(_))
+    }
+
+    /// The badge text: "Active", "Failing: Invalid API key", "Off" or "Demo".
+    pub fn health_label(&self) -> String {
+        match self.health() {
+            Health::Active => "Active".to_string(),
+            Health::Failing(hint) => format!("Failing: {hint}"),
+            Health::Off => "Off".to_string(),
+            Health::Demo => "Demo".to_string(),
+        }
+    }
+
+    /// A suffix for pickers that offer this connection: a warning when it is failing.
+    pub fn picker_warning(&self) -> String {
+        match self.health() {
+            Health::Failing(hint) => format!(" ⚠ failing: {hint}"),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A connection's state as one word (and, when failing, the troubleshooting hint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Active,
+    Failing(String),
+    Off,
+    Demo,
+}
+
+impl Health {
+    /// The badge's style class.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Health::Active => "badge-ok",
+            Health::Failing(_) => "badge-error",
+            Health::Off => "badge-off",
+            Health::Demo => "badge-demo",
+        }
+    }
 }
 
 /// Where a connection's calls go and with which key.

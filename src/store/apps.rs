@@ -164,6 +164,17 @@ impl Store {
         Ok(())
     }
 
+    /// When each app last made a request, by app id (RFC 3339 UTC).
+    pub fn apps_last_used(&self) -> Result<std::collections::HashMap<String, String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT app_id, MAX(started_at) FROM usage_records
+             WHERE app_id IS NOT NULL GROUP BY app_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn delete_app(&self, id: &str) -> Result<()> {
         let changed = self
             .conn()

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::HostPolicy;
-use super::auth::{ApiSession, PageSession};
+use super::auth::{ApiSession, CsrfForm, Flash, Incoming, PageSession, flash_key, redirect_with};
 use super::errors::{ApiError, PageError};
-use super::pages::{Layout, blocking, check_csrf, redirect, render};
-use crate::hub::apps::{AppInput, AppView, AppWithKey, BindingInput};
+use super::pages::{Empty, Layout, Money, When, blocking, field_of, render};
+use crate::hub::apps::{AppInput, AppView, BindingInput};
 use crate::hub::connections::ConnectionView;
 use crate::hub::{Hub, HubError};
 use crate::money::MicroUsd;
@@ -80,39 +80,94 @@ pub async fn api_rotate(
 
 // ---- Pages ----
 
-/// One app on the page, with what its bindings mean.
-struct AppCard {
+/// One app in the list.
+struct AppRowView {
     app: AppView,
-    bindings: Vec<BindingChoice>,
-    /// Published and bound to an own key: visitors spend on the user's account.
-    spends_own_key: bool,
-    budget_dollars: String,
-}
-
-/// The connection picker for one provider of one app.
-struct BindingChoice {
-    provider: Provider,
-    current: Option<String>,
-    /// The bound connection no longer exists or is disabled.
-    revoked: bool,
-    options: Vec<(String, String)>,
-}
-
-/// The key of an app just created or re-keyed, with ready-to-paste snippets.
-struct NewKey {
-    app_name: String,
-    key: String,
-    snippets: Vec<(&'static str, String)>,
+    /// Per provider: what it is bound to, in a few words.
+    bindings: Vec<(Provider, String)>,
+    month_spend: Money,
+    last_used: Option<When>,
 }
 
 #[derive(Template)]
 #[template(path = "apps.html")]
 struct AppsPage {
     l: Layout,
-    cards: Vec<AppCard>,
-    new_key: Option<NewKey>,
-    error: Option<String>,
-    notice: Option<&'static str>,
+    rows: Vec<AppRowView>,
+    flash: Flash,
+}
+
+/// The connection picker for one provider of one app.
+struct BindingChoice {
+    provider: Provider,
+    current: Option<String>,
+    /// The bound connection no longer exists or is turned off.
+    revoked: bool,
+    /// The bound connection's last call or check failed.
+    failing: Option<String>,
+    options: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "app.html")]
+struct AppPage {
+    l: Layout,
+    app: AppView,
+    bindings: Vec<BindingChoice>,
+    /// Published and bound to an own key: visitors spend on the user's account.
+    spends_own_key: bool,
+    budget_dollars: String,
+    month_spend: Money,
+    flash: Flash,
+}
+
+impl AppPage {
+    /// What the settings form shows in `name`: what was typed before an error, else the app's.
+    fn field(&self, name: &str, saved: &str) -> String {
+        if self.flash.error_for("settings").is_some() {
+            self.flash.value("settings", name).to_string()
+        } else {
+            saved.to_string()
+        }
+    }
+}
+
+/// What a confirmation page asks about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    NewKey,
+    Delete,
+}
+
+#[derive(Template)]
+#[template(path = "app_confirm.html")]
+struct ConfirmPage {
+    l: Layout,
+    app: AppView,
+    action: Action,
+}
+
+#[derive(Template)]
+#[template(path = "app_key.html")]
+struct KeyPage {
+    l: Layout,
+    app: AppView,
+    /// The key and its snippets, or `None` when it was already shown.
+    key: Option<(String, Vec<(&'static str, String)>)>,
+    base_url: String,
+}
+
+fn connection_label(c: &ConnectionView) -> String {
+    let base = if c.is_managed() {
+        format!("Managed {} (Hub credits)", c.provider.display_name())
+    } else {
+        format!(
+            "{} (your key {})",
+            c.name,
+            c.key_hint.as_deref().unwrap_or("")
+        )
+    };
+    format!("{base}{}", c.picker_warning())
 }
 
 fn binding_choices(app: &AppView, connections: &[ConnectionView]) -> Vec<BindingChoice> {
@@ -120,27 +175,19 @@ fn binding_choices(app: &AppView, connections: &[ConnectionView]) -> Vec<Binding
         .iter()
         .map(|&p| {
             let current = app.connections.get(p).clone();
-            let revoked = current
+            let bound = current
                 .as_deref()
-                .is_some_and(|id| !connections.iter().any(|c| c.id == id && c.is_enabled()));
+                .and_then(|id| connections.iter().find(|c| c.id == id && c.is_enabled()));
             BindingChoice {
                 provider: p,
-                revoked,
+                revoked: current.is_some() && bound.is_none(),
+                failing: bound
+                    .filter(|c| c.is_failing())
+                    .map(ConnectionView::health_label),
                 options: connections
                     .iter()
                     .filter(|c| c.provider == p && c.is_enabled())
-                    .map(|c| {
-                        let label = if c.is_managed() {
-                            format!("Managed {} (Hub credits)", p.display_name())
-                        } else {
-                            format!(
-                                "{} (your key {})",
-                                c.name,
-                                c.key_hint.as_deref().unwrap_or("")
-                            )
-                        };
-                        (c.id.clone(), label)
-                    })
+                    .map(|c| (c.id.clone(), connection_label(c)))
                     .collect(),
                 current,
             }
@@ -148,25 +195,295 @@ fn binding_choices(app: &AppView, connections: &[ConnectionView]) -> Vec<Binding
         .collect()
 }
 
-fn card(app: AppView, connections: &[ConnectionView]) -> AppCard {
-    let bindings = binding_choices(&app, connections);
-    let spends_own_key = app.published
+/// "Managed", "Work account", "no access" or "turned off" for one provider of an app.
+fn binding_summary(app: &AppView, p: Provider, connections: &[ConnectionView]) -> String {
+    match app.connections.get(p).as_deref() {
+        None => "no access".to_string(),
+        Some(id) => match connections.iter().find(|c| c.id == id) {
+            Some(c) if !c.is_enabled() => "turned off".to_string(),
+            Some(c) if c.is_failing() => format!(
+                "{} ⚠ failing",
+                if c.is_managed() { "managed" } else { &c.name }
+            ),
+            Some(c) if c.is_managed() => "managed".to_string(),
+            Some(c) => c.name.clone(),
+            None => "deleted".to_string(),
+        },
+    }
+}
+
+fn spends_own_key(app: &AppView, connections: &[ConnectionView]) -> bool {
+    app.published
         && Provider::ALL.iter().any(|&p| {
             app.connections
                 .get(p)
                 .as_deref()
                 .is_some_and(|id| connections.iter().any(|c| c.id == id && !c.is_managed()))
-        });
+        })
+}
+
+fn list_rows(hub: &Hub) -> Result<Vec<AppRowView>, HubError> {
+    let connections = hub.list_connections()?;
+    let last_used = hub.apps_last_used()?;
+    hub.list_apps()?
+        .into_iter()
+        .map(|app| {
+            Ok(AppRowView {
+                bindings: Provider::ALL
+                    .iter()
+                    .map(|&p| (p, binding_summary(&app, p, &connections)))
+                    .collect(),
+                month_spend: Money::of(hub.app_month_spend(&app.id)?.total()),
+                last_used: last_used.get(&app.id).map(|t| When::of(t)),
+                app,
+            })
+        })
+        .collect()
+}
+
+pub async fn apps(
+    hub: web::Data<Hub>,
+    session: PageSession,
+    flash: Incoming,
+) -> Result<HttpResponse, PageError> {
+    let h = hub.clone();
+    let rows = blocking(move || list_rows(&h)).await?;
+    render(
+        StatusCode::OK,
+        &AppsPage {
+            l: Layout::new(&hub, &session, "apps"),
+            rows,
+            flash: flash.0,
+        },
+    )
+}
+
+pub async fn show(
+    hub: web::Data<Hub>,
+    session: PageSession,
+    id: web::Path<String>,
+    flash: Incoming,
+) -> Result<HttpResponse, PageError> {
+    let h = hub.clone();
+    let (app, connections, spend) = blocking(move || {
+        Ok((
+            h.app(&id)?,
+            h.list_connections()?,
+            h.app_month_spend(&id)?.total(),
+        ))
+    })
+    .await?;
     let budget_dollars = app
         .monthly_budget_micro_usd
         .map(|b| dollars_for_input(MicroUsd(b)))
         .unwrap_or_default();
-    AppCard {
-        app,
-        bindings,
-        spends_own_key,
-        budget_dollars,
+    render(
+        StatusCode::OK,
+        &AppPage {
+            l: Layout::new(&hub, &session, "apps"),
+            bindings: binding_choices(&app, &connections),
+            spends_own_key: spends_own_key(&app, &connections),
+            budget_dollars,
+            month_spend: Money::of(spend),
+            app,
+            flash: flash.0,
+        },
+    )
+}
+
+/// Sends the browser to the page that shows the app's new key once, carrying a tag of the
+/// key just issued (never the key) so that page can tell it has not been shown yet.
+fn to_key_page(hub: &Hub, session: &PageSession, id: &str) -> Result<HttpResponse, HubError> {
+    let flash = Flash {
+        reveal: Some(hub.app_key_tag(id)?),
+        ..Flash::default()
+    };
+    Ok(redirect_with(
+        &format!("/apps/{id}/key"),
+        &flash,
+        flash_key(Some(session)),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    name: String,
+}
+
+/// Creates an app and sends the browser on to its key (post/redirect/get, so reloading
+/// never makes a second app).
+pub async fn create(
+    hub: web::Data<Hub>,
+    form: CsrfForm<CreateForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { session, form } = form;
+    let h = hub.clone();
+    let typed = form.name.clone();
+    let input = AppInput {
+        name: Some(form.name),
+        ..AppInput::default()
+    };
+    let created = blocking(move || h.create_app(input).map(|c| c.app.id)).await;
+    match created {
+        Ok(id) => Ok(to_key_page(&hub, &session, &id)?),
+        Err(e) => {
+            let flash = Flash::error("new-app", "name", e.to_string()).keep("name", &typed);
+            Ok(redirect_with(
+                "/apps#new-app",
+                &flash,
+                flash_key(Some(&session)),
+            ))
+        }
     }
+}
+
+/// The key page: shows a key issued just before, once. The key itself is made here, at
+/// the first visit after the form, so it never has to be kept anywhere; a reload finds the
+/// tag spent and says so.
+pub async fn key(
+    hub: web::Data<Hub>,
+    hosts: web::Data<HostPolicy>,
+    session: PageSession,
+    id: web::Path<String>,
+    flash: Incoming,
+) -> Result<HttpResponse, PageError> {
+    let h = hub.clone();
+    let tag = flash.0.reveal;
+    let (app, key) = blocking(move || {
+        let fresh = tag.is_some_and(|t| h.app_key_tag(&id).is_ok_and(|now| now == t));
+        if fresh {
+            let issued = h.rotate_app_key(&id)?;
+            Ok((issued.app, Some(issued.key)))
+        } else {
+            Ok((h.app(&id)?, None))
+        }
+    })
+    .await?;
+    let base_url = format!("http://{}", hosts.primary());
+    let key = key.map(|k| {
+        let k = k.expose_secret().to_string();
+        (k.clone(), snippets(&base_url, &k))
+    });
+    render(
+        StatusCode::OK,
+        &KeyPage {
+            l: Layout::new(&hub, &session, "apps"),
+            app,
+            key,
+            base_url,
+        },
+    )
+}
+
+/// Asks before a destructive step, on a page of its own (no JavaScript needed):
+/// `/apps/{id}/rotate-key` for a new key, `/apps/{id}/delete` for deleting the app.
+pub async fn confirm(
+    hub: web::Data<Hub>,
+    session: PageSession,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (id, step) = path.into_inner();
+    let action = match step.as_str() {
+        "rotate-key" => Action::NewKey,
+        "delete" => Action::Delete,
+        _ => return Err(HubError::NotFound("That page").into()),
+    };
+    let h = hub.clone();
+    let app = blocking(move || h.app(&id)).await?;
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            l: Layout::new(&hub, &session, "apps"),
+            app,
+            action,
+        },
+    )
+}
+
+pub async fn rotate(
+    hub: web::Data<Hub>,
+    id: web::Path<String>,
+    form: CsrfForm<Empty>,
+) -> Result<HttpResponse, PageError> {
+    let h = hub.clone();
+    let target = id.clone();
+    // The old key stops working now; the key page issues the one that is shown.
+    blocking(move || h.rotate_app_key(&target).map(|_| ())).await?;
+    Ok(to_key_page(&hub, &form.session, &id)?)
+}
+
+pub async fn delete(
+    hub: web::Data<Hub>,
+    id: web::Path<String>,
+    form: CsrfForm<Empty>,
+) -> Result<HttpResponse, PageError> {
+    let h = hub.clone();
+    let name = blocking(move || {
+        let name = h.app(&id)?.name;
+        h.delete_app(&id)?;
+        Ok(name)
+    })
+    .await?;
+    let flash = Flash::notice(format!("App “{name}” deleted. Its key no longer works."));
+    Ok(redirect_with(
+        "/apps",
+        &flash,
+        flash_key(Some(&form.session)),
+    ))
+}
+
+/// The settings form of one app. Empty limit fields mean "no limit".
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    name: String,
+    published: Option<String>,
+    budget_dollars: String,
+    rpm_limit: String,
+    tpm_limit: String,
+    openai: String,
+    anthropic: String,
+    gemini: String,
+}
+
+impl SettingsForm {
+    /// What was typed, to put back after an error (no secrets in this form).
+    fn kept(&self, flash: Flash) -> Flash {
+        flash
+            .keep("name", &self.name)
+            .keep("budget_dollars", &self.budget_dollars)
+            .keep("rpm_limit", &self.rpm_limit)
+            .keep("tpm_limit", &self.tpm_limit)
+    }
+}
+
+pub async fn save(
+    hub: web::Data<Hub>,
+    id: web::Path<String>,
+    form: CsrfForm<SettingsForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { session, form } = form;
+    let id = id.into_inner();
+    let result = match settings_input(&form) {
+        Ok(input) => {
+            let h = hub.clone();
+            let target = id.clone();
+            blocking(move || h.update_app(&target, input)).await
+        }
+        Err(e) => Err(e),
+    };
+    let flash = match result {
+        Ok(_) => Flash::notice("App saved."),
+        Err(e) => {
+            let field = match field_of(&e) {
+                "monthly_budget_micro_usd" => "budget_dollars",
+                "connections" => "connections",
+                other => other,
+            };
+            form.kept(Flash::error("settings", field, e.to_string()))
+        }
+    };
+    let to = format!("/apps/{id}#settings");
+    Ok(redirect_with(&to, &flash, flash_key(Some(&session))))
 }
 
 /// `12.5` style for a form field (no `$`), exact.
@@ -220,181 +537,6 @@ pub fn snippets(base: &str, key: &str) -> Vec<(&'static str, String)> {
             ),
         ),
     ]
-}
-
-#[derive(Deserialize)]
-pub struct PageQuery {
-    notice: Option<String>,
-}
-
-fn notice_text(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "saved" => "App saved.",
-        "deleted" => "App deleted. Its key no longer works.",
-        _ => return None,
-    })
-}
-
-async fn page(
-    hub: &web::Data<Hub>,
-    hosts: &HostPolicy,
-    session: &PageSession,
-    status: StatusCode,
-    new_key: Option<AppWithKey>,
-    error: Option<String>,
-    notice: Option<&'static str>,
-) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let (apps, connections) = blocking(move || Ok((h.list_apps()?, h.list_connections()?))).await?;
-    let base = format!("http://{}", hosts.primary());
-    let new_key = new_key.map(|created| {
-        let key = created.key.expose_secret().to_string();
-        NewKey {
-            app_name: created.app.name.clone(),
-            snippets: snippets(&base, &key),
-            key,
-        }
-    });
-    render(
-        status,
-        &AppsPage {
-            l: Layout::new(hub, session, "apps"),
-            cards: apps.into_iter().map(|a| card(a, &connections)).collect(),
-            new_key,
-            error,
-            notice,
-        },
-    )
-}
-
-pub async fn apps(
-    hub: web::Data<Hub>,
-    hosts: web::Data<HostPolicy>,
-    session: PageSession,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, PageError> {
-    let notice = query.notice.as_deref().and_then(notice_text);
-    page(&hub, &hosts, &session, StatusCode::OK, None, None, notice).await
-}
-
-async fn with_error(
-    hub: &web::Data<Hub>,
-    hosts: &HostPolicy,
-    session: &PageSession,
-    e: HubError,
-) -> Result<HttpResponse, PageError> {
-    let (status, _) = super::errors::classify(&e);
-    page(hub, hosts, session, status, None, Some(e.to_string()), None).await
-}
-
-#[derive(Deserialize)]
-pub struct CreateForm {
-    csrf: String,
-    name: String,
-}
-
-/// Creates an app and shows its key once, on the page that answers the form (no redirect,
-/// so the key never sits in a URL or the browser history).
-pub async fn create(
-    hub: web::Data<Hub>,
-    hosts: web::Data<HostPolicy>,
-    session: PageSession,
-    form: web::Form<CreateForm>,
-) -> Result<HttpResponse, PageError> {
-    let CreateForm { csrf, name } = form.into_inner();
-    check_csrf(&session, &csrf)?;
-    let h = hub.clone();
-    let input = AppInput {
-        name: Some(name),
-        ..AppInput::default()
-    };
-    match blocking(move || h.create_app(input)).await {
-        Ok(created) => {
-            page(
-                &hub,
-                &hosts,
-                &session,
-                StatusCode::OK,
-                Some(created),
-                None,
-                None,
-            )
-            .await
-        }
-        Err(e) => with_error(&hub, &hosts, &session, e).await,
-    }
-}
-
-pub async fn rotate(
-    hub: web::Data<Hub>,
-    hosts: web::Data<HostPolicy>,
-    session: PageSession,
-    id: web::Path<String>,
-    form: web::Form<super::pages::CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.token())?;
-    let h = hub.clone();
-    match blocking(move || h.rotate_app_key(&id)).await {
-        Ok(rotated) => {
-            page(
-                &hub,
-                &hosts,
-                &session,
-                StatusCode::OK,
-                Some(rotated),
-                None,
-                None,
-            )
-            .await
-        }
-        Err(e) => with_error(&hub, &hosts, &session, e).await,
-    }
-}
-
-pub async fn delete(
-    hub: web::Data<Hub>,
-    session: PageSession,
-    id: web::Path<String>,
-    form: web::Form<super::pages::CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.token())?;
-    let h = hub.clone();
-    blocking(move || h.delete_app(&id)).await?;
-    Ok(redirect("/apps?notice=deleted"))
-}
-
-/// The settings form of one app. Empty limit fields mean "no limit".
-#[derive(Deserialize)]
-pub struct SettingsForm {
-    csrf: String,
-    name: String,
-    published: Option<String>,
-    budget_dollars: String,
-    rpm_limit: String,
-    tpm_limit: String,
-    openai: String,
-    anthropic: String,
-    gemini: String,
-}
-
-pub async fn save(
-    hub: web::Data<Hub>,
-    hosts: web::Data<HostPolicy>,
-    session: PageSession,
-    id: web::Path<String>,
-    form: web::Form<SettingsForm>,
-) -> Result<HttpResponse, PageError> {
-    let form = form.into_inner();
-    check_csrf(&session, &form.csrf)?;
-    let input = match settings_input(&form) {
-        Ok(i) => i,
-        Err(e) => return with_error(&hub, &hosts, &session, e).await,
-    };
-    let h = hub.clone();
-    match blocking(move || h.update_app(&id, input)).await {
-        Ok(_) => Ok(redirect("/apps?notice=saved")),
-        Err(e) => with_error(&hub, &hosts, &session, e).await,
-    }
 }
 
 fn settings_input(form: &SettingsForm) -> Result<AppInput, HubError> {

@@ -7,9 +7,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{ApiSession, PageSession};
+use super::auth::{ApiSession, CsrfForm, Flash, Incoming, PageSession, flash_key, redirect_with};
 use super::errors::{ApiError, PageError};
-use super::pages::{Layout, blocking, check_csrf, redirect, render};
+use super::pages::{Empty, Layout, blocking, field_of, render};
 use crate::hub::connections::{ConnectionView, managed_id, parse_provider};
 use crate::hub::{Hub, HubError};
 use crate::providers::{self, Provider};
@@ -142,19 +142,12 @@ struct ConnectorsPage {
     l: Layout,
     sections: Vec<ProviderSection>,
     offline: bool,
-    error: Option<String>,
-    /// The provider whose add form the error belongs to.
-    error_provider: Option<Provider>,
-    notice: Option<String>,
+    flash: Flash,
     /// The connection to show expanded (just added or verified).
     focus: Option<String>,
 }
 
 impl ConnectorsPage {
-    fn error_for(&self, provider: &Provider) -> bool {
-        self.error_provider == Some(*provider)
-    }
-
     fn is_focus(&self, id: &str) -> bool {
         self.focus.as_deref() == Some(id)
     }
@@ -182,188 +175,161 @@ fn sections(list: Vec<ConnectionView>) -> Vec<ProviderSection> {
 #[derive(Deserialize)]
 pub struct PageQuery {
     focus: Option<String>,
-    notice: Option<String>,
-}
-
-fn notice_text(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "added" => "Connection added and checked: it can list the provider's models.",
-        "added-failed" => {
-            "Connection added, but the check failed. The problem and what to do about it are shown on the connection."
-        }
-        "verified" => "Verified: the connection can list the provider's models.",
-        "verify-failed" => {
-            "Verification failed. The problem and what to do about it are shown on the connection."
-        }
-        "renamed" => "Connection renamed.",
-        "rotated" => "Key replaced. The connection keeps its apps.",
-        "deleted" => "Connection deleted. Its key is gone from the Hub.",
-        "disabled" => {
-            "Managed connection deleted. Apps bound to it are refused until you enable it again."
-        }
-        "enabled" => "Managed connection enabled.",
-        _ => return None,
-    })
-}
-
-async fn page(
-    hub: &web::Data<Hub>,
-    session: &PageSession,
-    status: StatusCode,
-    error: Option<(Option<Provider>, String)>,
-    query: PageQuery,
-) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let list = blocking(move || h.list_connections()).await?;
-    let (error_provider, error) = match error {
-        Some((p, e)) => (p, Some(e)),
-        None => (None, None),
-    };
-    render(
-        status,
-        &ConnectorsPage {
-            l: Layout::new(hub, session, "connectors"),
-            sections: sections(list),
-            offline: hub.config().offline,
-            error,
-            error_provider,
-            notice: query
-                .notice
-                .as_deref()
-                .and_then(notice_text)
-                .map(str::to_string),
-            focus: query.focus,
-        },
-    )
 }
 
 pub async fn connectors(
     hub: web::Data<Hub>,
     session: PageSession,
     query: web::Query<PageQuery>,
+    flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    page(&hub, &session, StatusCode::OK, None, query.into_inner()).await
+    let h = hub.clone();
+    let list = blocking(move || h.list_connections()).await?;
+    render(
+        StatusCode::OK,
+        &ConnectorsPage {
+            l: Layout::new(&hub, &session, "connectors"),
+            sections: sections(list),
+            offline: hub.config().offline,
+            flash: flash.0,
+            focus: query.into_inner().focus,
+        },
+    )
 }
 
-/// Re-renders the page with the error of a form, leaving everything else as it was.
-async fn form_error(
-    hub: &web::Data<Hub>,
-    session: &PageSession,
-    provider: Option<Provider>,
-    e: HubError,
-) -> Result<HttpResponse, PageError> {
-    let (status, _) = super::errors::classify(&e);
-    let query = PageQuery {
-        focus: None,
-        notice: None,
+/// Back to the Connectors page with `flash`, scrolled to `focus` (a connection id) when given.
+fn back(session: &PageSession, flash: Flash, focus: Option<&str>) -> HttpResponse {
+    let to = match focus {
+        Some(id) => format!("/connectors?focus={id}#conn-{id}"),
+        None => "/connectors".to_string(),
     };
-    page(hub, session, status, Some((provider, e.to_string())), query).await
+    redirect_with(&to, &flash, flash_key(Some(session)))
 }
 
-fn back(notice: &str, focus: Option<&str>) -> HttpResponse {
-    match focus {
-        Some(id) => redirect(&format!("/connectors?notice={notice}&focus={id}#conn-{id}")),
-        None => redirect(&format!("/connectors?notice={notice}")),
+/// Back to the page with a form's error beside its field, scrolled to the form.
+fn back_to_form(session: &PageSession, form: &str, e: &HubError, name: &str) -> HttpResponse {
+    let field = if field_of(e) == "api_key" {
+        "api_key"
+    } else {
+        "name"
+    };
+    let flash = Flash::error(form, field, e.to_string()).keep("name", name);
+    redirect_with(
+        &format!("/connectors#{form}"),
+        &flash,
+        flash_key(Some(session)),
+    )
+}
+
+/// After a check: a notice when it passed, a failure (styled as one) when it did not.
+fn checked_flash(ok: bool, passed: &str, failed: &str) -> Flash {
+    if ok {
+        Flash::notice(passed)
+    } else {
+        Flash::error("page", "", failed)
     }
 }
 
 #[derive(Deserialize)]
 pub struct AddForm {
-    csrf: String,
     provider: String,
     name: String,
     api_key: SecretString,
 }
 
-pub async fn add(
-    hub: web::Data<Hub>,
-    session: PageSession,
-    form: web::Form<AddForm>,
-) -> Result<HttpResponse, PageError> {
+pub async fn add(hub: web::Data<Hub>, form: CsrfForm<AddForm>) -> Result<HttpResponse, PageError> {
+    let CsrfForm { session, form } = form;
     let AddForm {
-        csrf,
         provider,
         name,
         api_key,
-    } = form.into_inner();
-    check_csrf(&session, &csrf)?;
-    let provider = match parse_provider(&provider) {
-        Ok(p) => p,
-        Err(e) => return form_error(&hub, &session, None, e).await,
-    };
+    } = form;
+    let provider = parse_provider(&provider)?;
     let h = hub.clone();
+    let typed = name.clone();
     match blocking(move || h.add_connection(provider, &name, &api_key)).await {
         Ok(view) => {
             let checked = hub.verify_connection(&view.id).await?;
-            let notice = if checked.ok { "added" } else { "added-failed" };
-            Ok(back(notice, Some(&view.id)))
+            let flash = checked_flash(
+                checked.ok,
+                "Connection added and checked: it can list the provider's models.",
+                "Connection added, but the check failed. The problem and what to do about it are shown on the connection.",
+            );
+            Ok(back(&session, flash, Some(&view.id)))
         }
-        Err(e) => form_error(&hub, &session, Some(provider), e).await,
+        Err(e) => Ok(back_to_form(
+            &session,
+            &format!("add-{provider}"),
+            &e,
+            &typed,
+        )),
     }
 }
 
 pub async fn verify(
     hub: web::Data<Hub>,
-    session: PageSession,
     id: web::Path<String>,
-    form: web::Form<super::pages::CsrfForm>,
+    form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.token())?;
     let checked = hub.verify_connection(&id).await?;
-    let notice = if checked.ok {
-        "verified"
-    } else {
-        "verify-failed"
-    };
-    Ok(back(notice, Some(&id)))
+    let flash = checked_flash(
+        checked.ok,
+        "Verified: the connection can list the provider's models.",
+        "Verification failed. The problem and what to do about it are shown on the connection.",
+    );
+    Ok(back(&form.session, flash, Some(&id)))
 }
 
 #[derive(Deserialize)]
 pub struct RenameForm {
-    csrf: String,
     name: String,
 }
 
 pub async fn rename(
     hub: web::Data<Hub>,
-    session: PageSession,
     id: web::Path<String>,
-    form: web::Form<RenameForm>,
+    form: CsrfForm<RenameForm>,
 ) -> Result<HttpResponse, PageError> {
-    let RenameForm { csrf, name } = form.into_inner();
-    check_csrf(&session, &csrf)?;
+    let CsrfForm { session, form } = form;
     let h = hub.clone();
     let id = id.into_inner();
     let target = id.clone();
-    match blocking(move || h.rename_connection(&target, &name)).await {
-        Ok(_) => Ok(back("renamed", Some(&id))),
-        Err(e) => form_error(&hub, &session, None, e).await,
+    let typed = form.name.clone();
+    match blocking(move || h.rename_connection(&target, &form.name)).await {
+        Ok(_) => Ok(back(
+            &session,
+            Flash::notice("Connection renamed."),
+            Some(&id),
+        )),
+        Err(e) => Ok(back_to_form(&session, &format!("rename-{id}"), &e, &typed)),
     }
 }
 
 #[derive(Deserialize)]
 pub struct RotateForm {
-    csrf: String,
     api_key: SecretString,
 }
 
 pub async fn rotate(
     hub: web::Data<Hub>,
-    session: PageSession,
     id: web::Path<String>,
-    form: web::Form<RotateForm>,
+    form: CsrfForm<RotateForm>,
 ) -> Result<HttpResponse, PageError> {
-    let RotateForm { csrf, api_key } = form.into_inner();
-    check_csrf(&session, &csrf)?;
+    let CsrfForm { session, form } = form;
     let h = hub.clone();
     let id = id.into_inner();
     let target = id.clone();
-    match blocking(move || h.rotate_connection_key(&target, &api_key)).await {
+    match blocking(move || h.rotate_connection_key(&target, &form.api_key)).await {
         Ok(_) => {
-            hub.verify_connection(&id).await?;
-            Ok(back("rotated", Some(&id)))
+            let checked = hub.verify_connection(&id).await?;
+            let flash = checked_flash(
+                checked.ok,
+                "Key replaced and checked. The connection keeps its apps.",
+                "Key replaced, but the check failed. The problem is shown on the connection.",
+            );
+            Ok(back(&session, flash, Some(&id)))
         }
-        Err(e) => form_error(&hub, &session, None, e).await,
+        Err(e) => Ok(back_to_form(&session, &format!("rotate-{id}"), &e, "")),
     }
 }
 
@@ -395,11 +361,9 @@ pub async fn confirm_delete(
 
 pub async fn delete(
     hub: web::Data<Hub>,
-    session: PageSession,
     id: web::Path<String>,
-    form: web::Form<super::pages::CsrfForm>,
+    form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.token())?;
     let h = hub.clone();
     let target = id.clone();
     let managed = blocking(move || {
@@ -409,21 +373,24 @@ pub async fn delete(
     })
     .await?;
     Ok(if managed {
-        back("disabled", Some(&id))
+        let flash = Flash::notice(
+            "Managed connector turned off. Apps bound to it are refused until you turn it on again with Enable.",
+        );
+        back(&form.session, flash, Some(&id))
     } else {
-        back("deleted", None)
+        let flash = Flash::notice("Connection deleted. Its key is gone from the Hub.");
+        back(&form.session, flash, None)
     })
 }
 
 pub async fn enable(
     hub: web::Data<Hub>,
-    session: PageSession,
     provider: web::Path<String>,
-    form: web::Form<super::pages::CsrfForm>,
+    form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.token())?;
     let provider = parse_provider(&provider)?;
     let h = hub.clone();
     blocking(move || h.enable_managed(provider)).await?;
-    Ok(back("enabled", Some(&managed_id(provider))))
+    let flash = Flash::notice("Managed connector turned on again.");
+    Ok(back(&form.session, flash, Some(&managed_id(provider))))
 }

@@ -103,7 +103,13 @@ struct ModelsPage {
 
 pub async fn page(hub: web::Data<Hub>, session: PageSession) -> Result<HttpResponse, PageError> {
     let h = hub.clone();
-    let models = blocking(move || h.models_with_reach()).await?;
+    let (models, connections) =
+        blocking(move || Ok((h.models_with_reach()?, h.list_connections()?))).await?;
+    let failing: Vec<(String, String)> = connections
+        .iter()
+        .filter(|c| c.is_failing())
+        .map(|c| (c.id.clone(), c.picker_warning()))
+        .collect();
     let sections = Provider::ALL
         .iter()
         .map(|&p| ProviderSection {
@@ -111,7 +117,7 @@ pub async fn page(hub: web::Data<Hub>, session: PageSession) -> Result<HttpRespo
             models: models
                 .iter()
                 .filter(|m| m.model.provider == p)
-                .map(model_row)
+                .map(|m| model_row(m, &failing))
                 .collect(),
         })
         .collect();
@@ -124,7 +130,8 @@ pub async fn page(hub: web::Data<Hub>, session: PageSession) -> Result<HttpRespo
     )
 }
 
-fn model_row(entry: &ModelReach) -> ModelRow {
+/// One model's row; `failing` lists (connection id, warning) for connections to mark.
+fn model_row(entry: &ModelReach, failing: &[(String, String)]) -> ModelRow {
     let m = entry.model;
     ModelRow {
         anchor: format!("model-{}-{}", m.provider, m.id),
@@ -152,7 +159,17 @@ fn model_row(entry: &ModelReach) -> ModelRow {
             grouped(m.max_output_tokens)
         },
         deprecation: m.deprecation_date.clone().unwrap_or_default(),
-        reachable_via: entry.reachable_via.iter().map(|(_, n)| n.clone()).collect(),
+        reachable_via: entry
+            .reachable_via
+            .iter()
+            .map(|(id, name)| {
+                let warning = failing
+                    .iter()
+                    .find(|(f, _)| f == id)
+                    .map(|(_, w)| w.as_str());
+                format!("{name}{}", warning.unwrap_or(""))
+            })
+            .collect(),
     }
 }
 

@@ -7,7 +7,10 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::auth::{PageSession, cleared_cookie, session_cookie};
+use super::auth::{
+    CsrfForm, Flash, Incoming, PageSession, cleared_cookie, flash_key, redirect_with,
+    session_cookie, shown,
+};
 use super::errors::PageError;
 use crate::hub::{Hub, HubError, MIN_PASSPHRASE_LEN};
 use crate::providers::Provider;
@@ -19,7 +22,7 @@ pub struct Layout {
     pub offline: bool,
     pub version: &'static str,
     /// The credit balance as shown in the sidebar, e.g. `$4.98`.
-    pub balance: String,
+    pub balance: Money,
     /// Some managed connector answers from the emulator (no platform key).
     pub demo: bool,
 }
@@ -43,22 +46,109 @@ impl Layout {
             active,
             offline: hub.config().offline,
             version: env!("CARGO_PKG_VERSION"),
-            balance: hub.credits().balance().to_string(),
+            balance: Money::of(hub.credits().balance()),
             demo: hub.any_demo(),
         }
     }
 }
 
-/// Renders a template into an HTML response with the given status.
+/// An amount as pages show it: to the cent, with the exact amount for a hover title.
+#[derive(Debug, Clone)]
+pub struct Money {
+    pub cents: String,
+    pub exact: String,
+}
+
+impl Money {
+    pub fn of(m: impl std::borrow::Borrow<crate::money::MicroUsd>) -> Money {
+        let m = *m.borrow();
+        Money {
+            cents: to_cents(m.0),
+            exact: m.to_string(),
+        }
+    }
+}
+
+/// `$14.999153` → `$15.00`; a non-zero amount under half a cent shows as `<$0.01`.
+fn to_cents(micro: i64) -> String {
+    let sign = if micro < 0 { "-" } else { "" };
+    let abs = micro.unsigned_abs();
+    let cents = (abs + 5_000) / 10_000;
+    if abs > 0 && cents == 0 {
+        return format!("{sign}<$0.01");
+    }
+    format!("{sign}${}.{:02}", group_thousands(cents / 100), cents % 100)
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A moment as pages show it: relative ("5 min ago"), with the exact time for a title
+/// (UTC here; the page's script turns it into the browser's local time).
+#[derive(Debug, Clone)]
+pub struct When {
+    pub relative: String,
+    pub exact: String,
+    pub iso: String,
+}
+
+impl When {
+    /// From an RFC 3339 timestamp; text that is not one is shown as it is.
+    pub fn of(rfc3339: &str) -> When {
+        match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+            Ok(t) => {
+                let t = t.with_timezone(&chrono::Utc);
+                When {
+                    relative: relative_to(t, chrono::Utc::now()),
+                    exact: t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    iso: t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                }
+            }
+            Err(_) => When {
+                relative: rfc3339.to_string(),
+                exact: rfc3339.to_string(),
+                iso: String::new(),
+            },
+        }
+    }
+}
+
+fn relative_to(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (now - t).num_seconds();
+    match secs {
+        s if s < 45 => "just now".to_string(),
+        s if s < 3_600 => format!("{} min ago", (s + 30) / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3_600),
+        s if s < 7 * 86_400 => match s / 86_400 {
+            1 => "yesterday".to_string(),
+            d => format!("{d} days ago"),
+        },
+        _ => t.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// Renders a template into an HTML response with the given status. The page shows any
+/// flash it was given, so the flash cookie is removed with it.
 pub fn render(
     status: actix_web::http::StatusCode,
     page: &impl Template,
 ) -> Result<HttpResponse, PageError> {
     let html = page.render()?;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(html))
+    Ok(shown(
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(html),
+    ))
 }
 
 fn ok(page: &impl Template) -> Result<HttpResponse, PageError> {
@@ -73,6 +163,9 @@ pub fn redirect(to: &str) -> HttpResponse {
 
 /// The page a signed-in person lands on.
 pub const HOME: &str = "/connectors";
+
+/// Where a new Hub's first session starts.
+pub const WELCOME: &str = "/welcome";
 
 /// Runs a blocking Hub call (Argon2id, SQLite) off the async workers.
 pub async fn blocking<T, F>(f: F) -> Result<T, HubError>
@@ -95,20 +188,32 @@ pub async fn index(
     }
 }
 
+/// A form with nothing in it but the CSRF token (checked by `CsrfForm`).
+#[derive(Deserialize)]
+pub struct Empty {}
+
+/// The field of a service error, for putting the message beside it.
+pub fn field_of(e: &HubError) -> &'static str {
+    match e {
+        HubError::BadInput { field, .. } => field,
+        _ => "",
+    }
+}
+
 #[derive(Template)]
 #[template(path = "setup.html")]
-struct SetupPage<'a> {
-    error: Option<&'a str>,
+struct SetupPage {
+    flash: Flash,
     min_len: usize,
     version: &'static str,
 }
 
-pub async fn setup_form(hub: web::Data<Hub>) -> Result<HttpResponse, PageError> {
+pub async fn setup_form(hub: web::Data<Hub>, flash: Incoming) -> Result<HttpResponse, PageError> {
     if hub.status()?.initialized {
         return Ok(redirect("/unlock"));
     }
     ok(&SetupPage {
-        error: None,
+        flash: flash.0,
         min_len: MIN_PASSPHRASE_LEN,
         version: env!("CARGO_PKG_VERSION"),
     })
@@ -132,52 +237,36 @@ pub async fn setup_submit(
     match blocking(move || h.setup(&passphrase, Some(&confirm))).await {
         Ok((id, _)) => Ok(HttpResponse::SeeOther()
             .cookie(session_cookie(&id))
-            .insert_header((header::LOCATION, HOME))
+            .insert_header((header::LOCATION, WELCOME))
             .finish()),
         Err(HubError::AlreadyInitialized) => Ok(redirect("/unlock")),
         Err(e) => {
-            let (status, _) = super::errors::classify(&e);
-            render(
-                status,
-                &SetupPage {
-                    error: Some(&e.to_string()),
-                    min_len: MIN_PASSPHRASE_LEN,
-                    version: env!("CARGO_PKG_VERSION"),
-                },
-            )
+            let field = if field_of(&e) == "confirm" {
+                "confirm"
+            } else {
+                "passphrase"
+            };
+            let flash = Flash::error("setup", field, e.to_string());
+            Ok(redirect_with("/setup", &flash, flash_key(None)))
         }
     }
 }
 
 #[derive(Template)]
 #[template(path = "unlock.html")]
-struct UnlockPage<'a> {
-    error: Option<&'a str>,
-    notice: Option<&'a str>,
+struct UnlockPage {
+    flash: Flash,
     locked: bool,
     version: &'static str,
 }
 
-#[derive(Deserialize)]
-pub struct UnlockQuery {
-    changed: Option<String>,
-}
-
-pub async fn unlock_form(
-    hub: web::Data<Hub>,
-    query: web::Query<UnlockQuery>,
-) -> Result<HttpResponse, PageError> {
+pub async fn unlock_form(hub: web::Data<Hub>, flash: Incoming) -> Result<HttpResponse, PageError> {
     let status = hub.status()?;
     if !status.initialized {
         return Ok(redirect("/setup"));
     }
-    let notice = query
-        .changed
-        .as_ref()
-        .map(|_| "Your passphrase was changed. Sign in with the new one.");
     ok(&UnlockPage {
-        error: None,
-        notice,
+        flash: flash.0,
         locked: status.locked,
         version: env!("CARGO_PKG_VERSION"),
     })
@@ -201,16 +290,8 @@ pub async fn unlock_submit(
             .finish()),
         Err(HubError::NotInitialized) => Ok(redirect("/setup")),
         Err(e) => {
-            let (status, _) = super::errors::classify(&e);
-            let mut res = render(
-                status,
-                &UnlockPage {
-                    error: Some(&e.to_string()),
-                    notice: None,
-                    locked: hub.is_locked(),
-                    version: env!("CARGO_PKG_VERSION"),
-                },
-            )?;
+            let flash = Flash::error("unlock", "passphrase", e.to_string());
+            let mut res = redirect_with("/unlock", &flash, flash_key(None));
             if let HubError::Backoff { retry_after } = e {
                 if let Ok(v) =
                     header::HeaderValue::from_str(&crate::hub::ceil_secs(retry_after).to_string())
@@ -223,41 +304,54 @@ pub async fn unlock_submit(
     }
 }
 
-/// A form that carries nothing but the session's CSRF token.
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
-impl CsrfForm {
-    pub fn token(&self) -> &str {
-        &self.csrf
-    }
-}
-
-/// Refuses a form whose CSRF token is not this session's.
-pub fn check_csrf(session: &PageSession, submitted: &str) -> Result<(), PageError> {
-    if session.session.csrf_matches(submitted) {
-        Ok(())
-    } else {
-        Err(PageError::Hub(HubError::bad_input(
-            "csrf",
-            "This form has expired. Go back, reload the page and try again.",
-        )))
-    }
-}
-
-pub async fn lock(
-    hub: web::Data<Hub>,
-    session: PageSession,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, &form.csrf)?;
+pub async fn lock(hub: web::Data<Hub>, form: CsrfForm<Empty>) -> Result<HttpResponse, PageError> {
+    let _ = form.form;
     hub.lock();
-    Ok(HttpResponse::SeeOther()
-        .cookie(cleared_cookie())
-        .insert_header((header::LOCATION, "/unlock"))
-        .finish())
+    let flash = Flash::notice("The Hub is locked. Apps get a “locked” error until you unlock it.");
+    let mut res = redirect_with("/unlock", &flash, flash_key(None));
+    let _ = res.add_cookie(&cleared_cookie());
+    Ok(res)
+}
+
+#[derive(Template)]
+#[template(path = "welcome.html")]
+struct WelcomePage {
+    l: Layout,
+    base_url: String,
+    /// Managed connectors that are on and answered by the emulator, by display name.
+    demo: Vec<&'static str>,
+    /// Managed connectors that are on with a platform key.
+    live: Vec<&'static str>,
+    balance: Money,
+}
+
+/// The first page after setup: what already works and the next three steps.
+pub async fn welcome(
+    hub: web::Data<Hub>,
+    hosts: web::Data<super::HostPolicy>,
+    session: PageSession,
+) -> Result<HttpResponse, PageError> {
+    let h = hub.clone();
+    let connections = blocking(move || h.list_connections()).await?;
+    let on = |emulated: bool| -> Vec<&'static str> {
+        Provider::ALL
+            .iter()
+            .filter(|&&p| {
+                connections.iter().any(|c| {
+                    c.provider == p && c.is_managed() && c.is_enabled() && c.emulated == emulated
+                })
+            })
+            .map(|p| p.display_name())
+            .collect()
+    };
+    let (demo, live) = (on(true), on(false));
+    ok(&WelcomePage {
+        l: Layout::new(&hub, &session, "welcome"),
+        base_url: format!("http://{}", hosts.primary()),
+        demo,
+        live,
+        balance: Money::of(hub.credits().balance()),
+    })
 }
 
 /// A managed connector's platform key as Settings shows it.
@@ -271,23 +365,12 @@ struct PlatformKey {
 
 #[derive(Template)]
 #[template(path = "settings.html")]
-struct SettingsPage<'a> {
+struct SettingsPage {
     l: Layout,
-    error: Option<&'a str>,
-    key_error: Option<(Provider, String)>,
-    notice: Option<&'static str>,
+    flash: Flash,
     min_len: usize,
     data_dir: String,
     platform_keys: Vec<PlatformKey>,
-}
-
-impl SettingsPage<'_> {
-    fn key_error_for(&self, p: &Provider) -> Option<&str> {
-        match &self.key_error {
-            Some((q, e)) if q == p => Some(e),
-            _ => None,
-        }
-    }
 }
 
 fn platform_keys(hub: &Hub) -> Result<Vec<PlatformKey>, HubError> {
@@ -308,112 +391,64 @@ fn platform_keys(hub: &Hub) -> Result<Vec<PlatformKey>, HubError> {
         .collect())
 }
 
-async fn settings_page(
-    hub: &web::Data<Hub>,
-    session: &PageSession,
-    status: actix_web::http::StatusCode,
-    error: Option<&str>,
-    key_error: Option<(Provider, String)>,
-    notice: Option<&'static str>,
-) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let keys = blocking(move || platform_keys(&h)).await?;
-    render(
-        status,
-        &SettingsPage {
-            l: Layout::new(hub, session, "settings"),
-            error,
-            key_error,
-            notice,
-            min_len: MIN_PASSPHRASE_LEN,
-            data_dir: hub.config().data_dir.display().to_string(),
-            platform_keys: keys,
-        },
-    )
-}
-
-#[derive(Deserialize)]
-pub struct SettingsQuery {
-    notice: Option<String>,
-}
-
 pub async fn settings(
     hub: web::Data<Hub>,
     session: PageSession,
-    query: web::Query<SettingsQuery>,
+    flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    let notice = match query.notice.as_deref() {
-        Some("key-saved") => Some(
-            "Platform key saved. The managed connector now calls the provider and bills your credits.",
-        ),
-        Some("key-removed") => Some(
-            "Platform key removed. The managed connector answers from the built-in emulator again.",
-        ),
-        _ => None,
-    };
-    settings_page(
-        &hub,
-        &session,
-        actix_web::http::StatusCode::OK,
-        None,
-        None,
-        notice,
-    )
-    .await
+    let h = hub.clone();
+    let keys = blocking(move || platform_keys(&h)).await?;
+    ok(&SettingsPage {
+        l: Layout::new(&hub, &session, "settings"),
+        flash: flash.0,
+        min_len: MIN_PASSPHRASE_LEN,
+        data_dir: hub.config().data_dir.display().to_string(),
+        platform_keys: keys,
+    })
 }
 
 #[derive(Deserialize)]
 pub struct PlatformKeyForm {
-    csrf: String,
     api_key: SecretString,
 }
 
 /// Seals a platform key for a managed connector in the vault.
 pub async fn save_platform_key(
     hub: web::Data<Hub>,
-    session: PageSession,
     provider: web::Path<String>,
-    form: web::Form<PlatformKeyForm>,
+    form: CsrfForm<PlatformKeyForm>,
 ) -> Result<HttpResponse, PageError> {
-    let PlatformKeyForm { csrf, api_key } = form.into_inner();
-    check_csrf(&session, &csrf)?;
+    let CsrfForm { session, form } = form;
     let provider = crate::hub::connections::parse_provider(&provider)?;
     let h = hub.clone();
     let id = crate::hub::connections::managed_id(provider);
-    match blocking(move || h.rotate_connection_key(&id, &api_key)).await {
-        Ok(_) => Ok(redirect("/settings?notice=key-saved")),
-        Err(e) => {
-            let (status, _) = super::errors::classify(&e);
-            let message = e.to_string();
-            settings_page(
-                &hub,
-                &session,
-                status,
-                None,
-                Some((provider, message)),
-                None,
-            )
-            .await
-        }
-    }
+    let flash = match blocking(move || h.rotate_connection_key(&id, &form.api_key)).await {
+        Ok(_) => Flash::notice(
+            "Platform key saved. The managed connector now calls the provider and bills your credits.",
+        ),
+        Err(e) => Flash::error(&format!("platform-{provider}"), "api_key", e.to_string()),
+    };
+    let to = format!("/settings#platform-{provider}");
+    Ok(redirect_with(&to, &flash, flash_key(Some(&session))))
 }
 
 pub async fn remove_platform_key(
     hub: web::Data<Hub>,
-    session: PageSession,
     provider: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    check_csrf(&session, form.token())?;
     let provider = crate::hub::connections::parse_provider(&provider)?;
     let h = hub.clone();
     blocking(move || h.clear_platform_key(provider)).await?;
-    Ok(redirect("/settings?notice=key-removed"))
+    let flash = Flash::notice(
+        "Platform key removed. The managed connector answers from the built-in emulator again.",
+    );
+    let to = format!("/settings#platform-{provider}");
+    Ok(redirect_with(&to, &flash, flash_key(Some(&form.session))))
 }
 
 #[derive(Deserialize)]
 pub struct PassphraseForm {
-    csrf: String,
     current: SecretString,
     new: SecretString,
     confirm: SecretString,
@@ -421,25 +456,66 @@ pub struct PassphraseForm {
 
 pub async fn change_passphrase(
     hub: web::Data<Hub>,
-    session: PageSession,
-    form: web::Form<PassphraseForm>,
+    form: CsrfForm<PassphraseForm>,
 ) -> Result<HttpResponse, PageError> {
+    let CsrfForm { session, form } = form;
     let PassphraseForm {
-        csrf,
         current,
         new,
         confirm,
-    } = form.into_inner();
-    check_csrf(&session, &csrf)?;
+    } = form;
     let h = hub.clone();
     match blocking(move || h.change_passphrase(&current, &new, Some(&confirm))).await {
-        Ok(()) => Ok(HttpResponse::SeeOther()
-            .cookie(cleared_cookie())
-            .insert_header((header::LOCATION, "/unlock?changed=1"))
-            .finish()),
-        Err(e) => {
-            let (status, _) = super::errors::classify(&e);
-            settings_page(&hub, &session, status, Some(&e.to_string()), None, None).await
+        Ok(()) => {
+            let flash = Flash::notice("Your passphrase was changed. Sign in with the new one.");
+            let mut res = redirect_with("/unlock", &flash, flash_key(None));
+            let _ = res.add_cookie(&cleared_cookie());
+            Ok(res)
         }
+        Err(e) => {
+            let field = match &e {
+                HubError::WrongPassphrase | HubError::Backoff { .. } => "current",
+                other => match field_of(other) {
+                    "confirm" => "confirm",
+                    _ => "new",
+                },
+            };
+            let flash = Flash::error("passphrase", field, e.to_string());
+            Ok(redirect_with(
+                "/settings#passphrase",
+                &flash,
+                flash_key(Some(&session)),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_shows_cents_and_keeps_the_exact_amount() {
+        let m = Money::of(crate::money::MicroUsd(14_999_153));
+        assert_eq!(m.cents, "$15.00");
+        assert_eq!(m.exact, "$14.999153");
+        assert_eq!(to_cents(1_137), "<$0.01");
+        assert_eq!(to_cents(0), "$0.00");
+        assert_eq!(to_cents(-2_500_000), "-$2.50");
+        assert_eq!(to_cents(1_234_567_890_000), "$1,234,567.89");
+    }
+
+    #[test]
+    fn times_read_as_relative_with_the_exact_moment_kept() {
+        let now = chrono::Utc::now();
+        let at = |secs: i64| relative_to(now - chrono::Duration::seconds(secs), now);
+        assert_eq!(at(10), "just now");
+        assert_eq!(at(5 * 60), "5 min ago");
+        assert_eq!(at(3 * 3_600), "3 h ago");
+        assert_eq!(at(30 * 3_600), "yesterday");
+        assert_eq!(at(3 * 86_400), "3 days ago");
+        let w = When::of("2026-01-02T03:04:05Z");
+        assert_eq!(w.exact, "2026-01-02 03:04:05 UTC");
+        assert_eq!(w.iso, "2026-01-02T03:04:05Z");
     }
 }

@@ -7,9 +7,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{ApiSession, PageSession};
+use super::auth::{
+    ApiSession, CsrfForm, Flash, Incoming as IncomingFlash, PageSession, flash_key, redirect_with,
+};
 use super::errors::{ApiError, PageError};
-use super::pages::{Layout, blocking, check_csrf, render};
+use super::pages::{Layout, blocking, render};
 use crate::catalog::ModelKind;
 use crate::gateway::{Gateway, Head, OutBody, Outgoing};
 use crate::hub::connections::ConnectionView;
@@ -43,6 +45,19 @@ struct PlaygroundPage {
     prompt: String,
     max_tokens: u64,
     exchange: Option<Exchange>,
+    /// This Hub's address, for the code snippet the page shows after an answer.
+    base_url: String,
+}
+
+/// How a connection is named in the picker, so the same model offered by two connections
+/// is told apart (and a failing one is marked).
+fn connection_label(c: &ConnectionView) -> String {
+    let kind = if c.is_managed() {
+        format!("managed {}, Hub credits", c.provider.display_name())
+    } else {
+        format!("{}, your key", c.name)
+    };
+    format!("{kind}{}", c.picker_warning())
 }
 
 fn groups(hub: &Hub, connections: &[ConnectionView]) -> Vec<TargetGroup> {
@@ -50,18 +65,19 @@ fn groups(hub: &Hub, connections: &[ConnectionView]) -> Vec<TargetGroup> {
         .iter()
         .filter(|c| c.is_enabled())
         .map(|c| {
-            let kind = if c.is_managed() {
-                "managed, Hub credits".to_string()
-            } else {
-                "your key".to_string()
-            };
+            let via = connection_label(c);
             TargetGroup {
-                label: format!("{} — {} ({kind})", c.provider.display_name(), c.name),
+                label: format!("{} — {via}", c.provider.display_name()),
                 options: hub
                     .catalog()
                     .for_provider(c.provider)
                     .filter(|m| m.kind == ModelKind::Chat)
-                    .map(|m| (format!("{}|{}", c.id, m.id), m.display_name.clone()))
+                    .map(|m| {
+                        (
+                            format!("{}|{}", c.id, m.id),
+                            format!("{} · {via}", m.display_name),
+                        )
+                    })
                     .collect(),
             }
         })
@@ -70,6 +86,7 @@ fn groups(hub: &Hub, connections: &[ConnectionView]) -> Vec<TargetGroup> {
 
 async fn page(
     hub: &web::Data<Hub>,
+    hosts: &super::HostPolicy,
     session: &PageSession,
     status: StatusCode,
     form: Option<&PlayForm>,
@@ -93,6 +110,7 @@ async fn page(
                 .and_then(|f| f.max_tokens)
                 .unwrap_or(DEFAULT_MAX_TOKENS),
             exchange,
+            base_url: format!("http://{}", hosts.primary()),
         },
     )
 }
@@ -106,14 +124,100 @@ fn default_target(groups: &[TargetGroup]) -> Option<String> {
         .map(|(v, _)| v.clone())
 }
 
-pub async fn show(hub: web::Data<Hub>, session: PageSession) -> Result<HttpResponse, PageError> {
-    page(&hub, &session, StatusCode::OK, None, None).await
+pub async fn show(
+    hub: web::Data<Hub>,
+    hosts: web::Data<super::HostPolicy>,
+    session: PageSession,
+    flash: IncomingFlash,
+) -> Result<HttpResponse, PageError> {
+    match from_flash(&flash.0) {
+        Some((form, exchange)) => {
+            page(
+                &hub,
+                &hosts,
+                &session,
+                StatusCode::OK,
+                Some(&form),
+                Some(exchange),
+            )
+            .await
+        }
+        None => page(&hub, &hosts, &session, StatusCode::OK, None, None).await,
+    }
+}
+
+/// Cookies above this size may be dropped by the browser; a longer answer is shown on the
+/// answer to the form itself instead.
+const MAX_FLASH_COOKIE: usize = 3_800;
+
+/// The form and its answer, to show after the redirect (no secrets: a prompt and a reply).
+fn to_flash(form: &PlayForm, x: &Exchange) -> Flash {
+    let mut flash = Flash {
+        form: Some(FORM.to_string()),
+        ..Flash::default()
+    };
+    flash = flash
+        .keep("target", &form.target)
+        .keep("prompt", &form.prompt)
+        .keep("model", &x.model);
+    if let Some(n) = form.max_tokens {
+        flash = flash.keep("max_tokens", &n.to_string());
+    }
+    if let Some(r) = &x.reply {
+        flash = flash.keep("reply", r);
+    }
+    if let Some(e) = &x.error {
+        flash = flash.keep("error", e);
+    }
+    flash
+}
+
+fn from_flash(flash: &Flash) -> Option<(PlayForm, Exchange)> {
+    if flash.form.as_deref() != Some(FORM) {
+        return None;
+    }
+    let text = |k: &str| Some(flash.value(FORM, k).to_string()).filter(|v| !v.is_empty());
+    let form = PlayForm {
+        target: flash.value(FORM, "target").to_string(),
+        prompt: flash.value(FORM, "prompt").to_string(),
+        max_tokens: flash.value(FORM, "max_tokens").parse().ok(),
+    };
+    let exchange = Exchange {
+        model: flash.value(FORM, "model").to_string(),
+        reply: text("reply"),
+        error: text("error"),
+    };
+    Some((form, exchange))
+}
+
+const FORM: &str = "playground";
+
+/// Post/redirect/get when the answer fits in the flash cookie; otherwise the page itself.
+async fn answer(
+    hub: &web::Data<Hub>,
+    hosts: &super::HostPolicy,
+    session: &PageSession,
+    form: &PlayForm,
+    exchange: Exchange,
+) -> Result<HttpResponse, PageError> {
+    let flash = to_flash(form, &exchange);
+    let key = flash_key(Some(session));
+    if flash.cookie(key).value().len() <= MAX_FLASH_COOKIE {
+        return Ok(redirect_with("/playground#answer", &flash, key));
+    }
+    page(
+        hub,
+        hosts,
+        session,
+        StatusCode::OK,
+        Some(form),
+        Some(exchange),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
 pub struct PlayForm {
-    #[serde(default)]
-    csrf: String,
     target: String,
     prompt: String,
     max_tokens: Option<u64>,
@@ -123,6 +227,8 @@ pub struct PlayForm {
 struct Ask {
     connection_id: String,
     provider: Provider,
+    /// The built-in emulator answers: its stream is paced so a person can watch it arrive.
+    emulated: bool,
     model: String,
     prompt: String,
     max_tokens: u64,
@@ -160,6 +266,7 @@ fn check(hub: &Hub, form: &PlayForm) -> Result<Ask, HubError> {
     Ok(Ask {
         connection_id: connection.id,
         provider: connection.provider,
+        emulated: connection.emulated,
         model: model.to_string(),
         prompt: prompt.to_string(),
         max_tokens,
@@ -174,12 +281,17 @@ async fn through_gateway(gateway: &Gateway, ask: &Ask, stream: bool) -> Outgoing
         ask.max_tokens,
         stream,
     );
+    let mut headers = request.headers;
+    if stream && ask.emulated {
+        // Only the Playground asks for this: SDK calls through the Hub stay at full speed.
+        headers.push(("x-emulator-fault".into(), "slow".into()));
+    }
     let head = Head {
         provider: ask.provider,
         method: "POST".into(),
         path: request.path,
         query: request.query.unwrap_or_default(),
-        headers: request.headers,
+        headers,
         surface: Surface::Native,
         content_length: Some(request.body.len() as u64),
     };
@@ -207,15 +319,13 @@ fn error_message(body: &[u8]) -> String {
 pub async fn ask(
     hub: web::Data<Hub>,
     gateway: web::Data<Gateway>,
-    session: PageSession,
-    form: web::Form<PlayForm>,
+    hosts: web::Data<super::HostPolicy>,
+    form: CsrfForm<PlayForm>,
 ) -> Result<HttpResponse, PageError> {
-    let form = form.into_inner();
-    check_csrf(&session, &form.csrf)?;
+    let CsrfForm { session, form } = form;
     let h = hub.clone();
     let checked = {
         let f = PlayForm {
-            csrf: String::new(),
             target: form.target.clone(),
             prompt: form.prompt.clone(),
             max_tokens: form.max_tokens,
@@ -225,13 +335,12 @@ pub async fn ask(
     let ask = match checked {
         Ok(a) => a,
         Err(e) => {
-            let (status, _) = super::errors::classify(&e);
             let exchange = Exchange {
                 model: String::new(),
                 reply: None,
                 error: Some(e.to_string()),
             };
-            return page(&hub, &session, status, Some(&form), Some(exchange)).await;
+            return answer(&hub, &hosts, &session, &form, exchange).await;
         }
     };
     let out = through_gateway(&gateway, &ask, false).await;
@@ -250,7 +359,7 @@ pub async fn ask(
         reply,
         error,
     };
-    page(&hub, &session, StatusCode::OK, Some(&form), Some(exchange)).await
+    answer(&hub, &hosts, &session, &form, exchange).await
 }
 
 /// With JavaScript: the provider's own event stream, passed through as it arrives. The

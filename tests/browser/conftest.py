@@ -65,11 +65,15 @@ def hub():
     h.close()
 
 
-@pytest.fixture
-def browser():
+DESKTOP = (1280, 900)
+PHONE = (360, 800)
+
+
+def new_driver(size=DESKTOP, javascript=True):
+    """Headless Debian Chromium with a fresh profile; returns (driver, profile dir)."""
     options = Options()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    profile = tempfile.mkdtemp(prefix="whub-chromium-")
+    profile = tempfile.TemporaryDirectory(prefix="whub-chromium-")
     for flag in (
         "--headless=new",
         "--no-sandbox",
@@ -79,23 +83,31 @@ def browser():
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=1280,900",
-        f"--user-data-dir={profile}",
+        f"--window-size={size[0]},{size[1]}",
+        f"--user-data-dir={profile.name}",
     ):
         options.add_argument(flag)
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
     driver = webdriver.Chrome(service=service, options=options)
     driver.implicitly_wait(5)
+    return driver, profile
+
+
+@pytest.fixture
+def browser():
+    driver, profile = new_driver()
     yield driver
     driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    profile.cleanup()
 
 
 def wait_for_path(driver, path, timeout=10):
     """Waits until the browser shows `path` (navigation after a click is asynchronous)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: d.current_url.split("?")[0].endswith(path))
+    WebDriverWait(driver, timeout).until(lambda d: d.current_url.split("#")[0].split("?")[0].endswith(path))
 
 
 def click_and_load(driver, element, timeout=10):
@@ -105,9 +117,21 @@ def click_and_load(driver, element, timeout=10):
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from selenium.common.exceptions import WebDriverException
+
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old))
+
+    def gone(_):
+        # Mid-navigation Chromium may answer "node does not belong to the document" rather
+        # than "stale element": both mean the old page is gone.
+        try:
+            return expected_conditions.staleness_of(old)(driver)
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, timeout).until(gone)
+    WebDriverWait(driver, timeout).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def screenshot(driver, name):

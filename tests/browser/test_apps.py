@@ -67,7 +67,8 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
     browser.find_element(By.NAME, "name").send_keys("Recipe bot")
     click_and_load(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Create app']"))
     panel = browser.find_element(By.ID, "new-key")
-    assert "Key for Recipe bot" in panel.text and "shown only this once" in panel.text
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Key for Recipe bot"
+    assert "shown only this once" in panel.text
     key = browser.find_element(By.ID, "app-key").text.strip()
     assert APP_KEY.fullmatch(key), key
     snippets = {
@@ -91,7 +92,11 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
     assert app["name"] == "Recipe bot" and key.startswith(app["key_prefix"] + "_")
     assert "key" not in app
 
-    # Reloading the page does not show the key again.
+    # Reloading the page does not show the key again, nor makes a second app.
+    browser.refresh()
+    assert not browser.find_elements(By.ID, "new-key")
+    assert key not in browser.page_source and key.split("_")[2] not in browser.page_source
+    assert len(api.get("/api/v1/apps").json()["data"]) == 1
     browser.get(hub.url("/apps"))
     assert not browser.find_elements(By.ID, "new-key")
     assert key not in browser.page_source and key.split("_")[2] not in browser.page_source
@@ -101,8 +106,9 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
     reply = hello(key, hub)
     assert reply.choices[0].message.content and reply.model == "gpt-4o-mini-2024-07-18"
 
-    # ---- budget and rate limit through the form
-    section = browser.find_element(By.ID, f"app-{app['id']}")
+    # ---- budget and rate limit through the form on the app's own page
+    click_and_load(browser, browser.find_element(By.LINK_TEXT, "Recipe bot"))
+    section = browser.find_element(By.ID, "settings")
     budget = section.find_element(By.NAME, "budget_dollars")
     budget.clear()
     budget.send_keys("7.50")
@@ -110,12 +116,12 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
     rpm.clear()
     rpm.send_keys("30")
     click_and_load(browser, section.find_element(By.XPATH, ".//button[normalize-space()='Save']"))
-    wait_for_path(browser, "/apps")
+    wait_for_path(browser, f"/apps/{app['id']}")
     assert "App saved" in browser.find_element(By.CSS_SELECTOR, ".notice").text
     saved = api.get(f"/api/v1/apps/{app['id']}").json()
     assert saved["monthly_budget_micro_usd"] == 7_500_000 and saved["rpm_limit"] == 30
-    browser.get(hub.url("/apps"))
-    section = browser.find_element(By.ID, f"app-{app['id']}")
+    browser.refresh()
+    section = browser.find_element(By.ID, "settings")
     assert section.find_element(By.NAME, "budget_dollars").get_attribute("value") == "7.50"
     assert section.find_element(By.NAME, "rpm_limit").get_attribute("value") == "30"
     assert hello(key, hub).choices  # the limits leave room for this call
@@ -124,16 +130,16 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
     conn = api.post(
         "/api/v1/connections", json={"provider": "openai", "name": "Work account", "api_key": OPENAI_KEY}
     ).json()
-    browser.get(hub.url("/apps"))
-    section = browser.find_element(By.ID, f"app-{app['id']}")
+    browser.get(hub.url(f"/apps/{app['id']}"))
+    section = browser.find_element(By.TAG_NAME, "main")
     assert "Published with your own key" not in section.text
     Select(section.find_element(By.NAME, "openai")).select_by_value(conn["id"])
     published = section.find_element(By.NAME, "published")
     assert not published.is_selected()
     published.click()
     click_and_load(browser, section.find_element(By.XPATH, ".//button[normalize-space()='Save']"))
-    wait_for_path(browser, "/apps")
-    section = browser.find_element(By.ID, f"app-{app['id']}")
+    wait_for_path(browser, f"/apps/{app['id']}")
+    section = browser.find_element(By.TAG_NAME, "main")
     warning = section.find_element(By.CSS_SELECTOR, ".note")
     assert "Published with your own key" in warning.text and "your provider account" in warning.text
     assert section.find_element(By.NAME, "published").is_selected()
@@ -146,13 +152,14 @@ def test_create_use_limit_publish_delete(offline_hub, browser):
     screenshot(browser, "apps-published-own-key")
     assert hello(key, hub).choices  # now through the own key (offline: the emulator)
 
-    # ---- delete: the confirmation is accepted, the key is refused from then on
-    section.find_element(By.XPATH, ".//button[normalize-space()='Delete app']").click()
-    WebDriverWait(browser, 5).until(lambda d: d.switch_to.alert)
-    browser.switch_to.alert.accept()
+    # ---- delete: a page of its own asks first, then the key is refused from then on
+    click_and_load(browser, section.find_element(By.LINK_TEXT, "Delete app…"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Delete Recipe bot?"
+    assert api.get("/api/v1/apps").json()["data"] != []
+    click_and_load(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Delete app']"))
     wait_for_path(browser, "/apps")
     WebDriverWait(browser, 5).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".notice"))
-    assert "App deleted" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+    assert "App “Recipe bot” deleted" in browser.find_element(By.CSS_SELECTOR, ".notice").text
     assert not browser.find_elements(By.ID, f"app-{app['id']}")
     assert api.get("/api/v1/apps").json()["data"] == []
     with pytest.raises(openai.AuthenticationError) as e:

@@ -26,7 +26,9 @@ def test_setup_settings_lock_unlock(hub, browser):
     assert "differ" in browser.find_element(By.CSS_SELECTOR, ".alert").text
 
     submit(browser, {"passphrase": PASSPHRASE, "confirm": PASSPHRASE}, "Create my Hub")
-    wait_for_path(browser, "/connectors")
+    wait_for_path(browser, "/welcome")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Your Hub is ready"
+    click_and_load(browser, browser.find_element(By.LINK_TEXT, "Go to Connectors"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Connectors"
     screenshot(browser, "connectors")
     click_and_load(browser, browser.find_element(By.XPATH, "//nav//a[normalize-space()='Settings']"))

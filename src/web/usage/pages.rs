@@ -14,8 +14,9 @@ use crate::ledger::{BilledTo, UsageRecord};
 use crate::money::MicroUsd;
 use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate};
 use crate::web::auth::PageSession;
-use crate::web::errors::{PageError, classify};
-use crate::web::pages::{Layout, blocking, check_csrf, redirect, render};
+use crate::web::auth::{CsrfForm, Flash, Incoming, flash_key, redirect_with};
+use crate::web::errors::PageError;
+use crate::web::pages::{Layout, Money, When, blocking, render};
 
 /// Days the chart and the spend tables cover.
 const DAYS: u64 = 30;
@@ -36,7 +37,7 @@ pub struct SpendRow {
 /// One recent request as the page shows it.
 pub struct RequestView {
     pub id: i64,
-    pub when: String,
+    pub when: When,
     pub app: String,
     pub provider: String,
     pub model: String,
@@ -45,7 +46,8 @@ pub struct RequestView {
     pub error_code: String,
     pub input_tokens: String,
     pub output_tokens: String,
-    pub cost: String,
+    /// `None` when the cost is unknown.
+    pub cost: Option<Money>,
     pub billed_by_provider: bool,
     pub estimated: bool,
     pub latency_ms: String,
@@ -53,18 +55,10 @@ pub struct RequestView {
 
 /// One ledger line as the page shows it.
 pub struct LedgerView {
-    pub when: String,
+    pub when: When,
     pub kind: &'static str,
     pub amount: MicroUsd,
     pub note: String,
-}
-
-/// What the Add credits form keeps when it is shown again.
-#[derive(Default)]
-pub struct TopUpDraft {
-    pub amount: String,
-    pub note: String,
-    pub error: Option<String>,
 }
 
 #[derive(Template)]
@@ -72,8 +66,7 @@ pub struct TopUpDraft {
 struct UsageBillingPage {
     l: Layout,
     credits: CreditSummary,
-    notice: Option<String>,
-    draft: TopUpDraft,
+    flash: Flash,
     max_note: usize,
     chart: Chart,
     range: DayRange,
@@ -91,7 +84,6 @@ struct UsageBillingPage {
 #[derive(Deserialize)]
 pub struct UsageQuery {
     before: Option<String>,
-    added: Option<String>,
 }
 
 fn number(text: Option<&str>) -> Option<i64> {
@@ -102,16 +94,14 @@ pub async fn usage(
     hub: web::Data<Hub>,
     session: PageSession,
     query: web::Query<UsageQuery>,
+    flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    let notice =
-        number(query.added.as_deref()).map(|a| format!("Added {} to your credits.", MicroUsd(a)));
     let before = number(query.before.as_deref());
-    show(&hub, &session, before, notice, TopUpDraft::default()).await
+    show(&hub, &session, before, flash.0).await
 }
 
 #[derive(Deserialize)]
 pub struct TopUpForm {
-    csrf: String,
     amount: String,
     #[serde(default)]
     note: String,
@@ -121,11 +111,10 @@ pub struct TopUpForm {
 /// stores nothing.
 pub async fn add_credits(
     hub: web::Data<Hub>,
-    session: PageSession,
-    form: web::Form<TopUpForm>,
+    form: CsrfForm<TopUpForm>,
 ) -> Result<HttpResponse, PageError> {
-    let TopUpForm { csrf, amount, note } = form.into_inner();
-    check_csrf(&session, &csrf)?;
+    let CsrfForm { session, form } = form;
+    let TopUpForm { amount, note } = form;
     let parsed = MicroUsd::parse_dollars(&amount).map_err(|m| HubError::bad_input("amount", m));
     let h = hub.clone();
     let n = note.clone();
@@ -133,17 +122,17 @@ pub async fn add_credits(
         Ok(micro) => blocking(move || h.top_up(micro, &n).map(|_| micro)).await,
         Err(e) => Err(e),
     };
+    let key = flash_key(Some(&session));
     match result {
-        Ok(added) => Ok(redirect(&format!("/usage?added={}", added.0))),
+        Ok(added) => {
+            let flash = Flash::notice(format!("Added {added} to your credits."));
+            Ok(redirect_with("/usage", &flash, key))
+        }
         Err(e @ HubError::BadInput { .. }) => {
-            let draft = TopUpDraft {
-                amount,
-                note,
-                error: Some(e.to_string()),
-            };
-            let mut res = show(&hub, &session, None, None, draft).await?;
-            *res.status_mut() = classify(&e).0;
-            Ok(res)
+            let flash = Flash::error("add-credits", "amount", e.to_string())
+                .keep("amount", &amount)
+                .keep("note", &note);
+            Ok(redirect_with("/usage#add-credits", &flash, key))
         }
         Err(e) => Err(e.into()),
     }
@@ -182,8 +171,7 @@ async fn show(
     hub: &web::Data<Hub>,
     session: &PageSession,
     before: Option<i64>,
-    notice: Option<String>,
-    draft: TopUpDraft,
+    flash: Flash,
 ) -> Result<HttpResponse, PageError> {
     let last = today();
     let range = last_days(last, DAYS);
@@ -194,8 +182,7 @@ async fn show(
     let page = UsageBillingPage {
         l: Layout::new(hub, session, "usage"),
         credits: hub.credit_summary(),
-        notice,
-        draft,
+        flash,
         max_note: crate::hub::MAX_NOTE_CHARS,
         chart: chart::daily_by_provider(&days_ending(last, DAYS), &data.daily),
         by_provider: spend_rows(&data.by_provider, |a| provider_name(&a.key)),
@@ -242,7 +229,7 @@ fn spend_rows(rows: &[UsageAggregate], label: impl Fn(&UsageAggregate) -> String
 fn request_view(names: &HashMap<String, String>, r: &UsageRecord) -> RequestView {
     RequestView {
         id: r.id,
-        when: short_time(&r.started_at_text()),
+        when: When::of(&r.started_at_text()),
         app: app_label(names, r.app_id.as_deref().unwrap_or("")),
         provider: r.provider.display_name().to_string(),
         model: or_unknown(r.model.as_deref().unwrap_or("")),
@@ -251,9 +238,7 @@ fn request_view(names: &HashMap<String, String>, r: &UsageRecord) -> RequestView
         error_code: r.error_code.clone().unwrap_or_default(),
         input_tokens: grouped(count(r.input_tokens)),
         output_tokens: grouped(count(r.output_tokens)),
-        cost: r
-            .cost
-            .map_or_else(|| "unknown".to_string(), |c| c.to_string()),
+        cost: r.cost.map(Money::of),
         billed_by_provider: r.billed_to == BilledTo::Provider,
         estimated: r.estimated,
         latency_ms: grouped(count(r.latency_ms)),
@@ -262,7 +247,7 @@ fn request_view(names: &HashMap<String, String>, r: &UsageRecord) -> RequestView
 
 fn ledger_view(e: &LedgerEntry) -> LedgerView {
     LedgerView {
-        when: short_time(&e.at),
+        when: When::of(&e.at),
         kind: match e.kind.as_str() {
             "grant" => "Grant",
             "topup" => "Top-up",
@@ -296,16 +281,6 @@ fn or_unknown(s: &str) -> String {
     }
 }
 
-/// `2025-03-02T09:00:00.000Z` → `2025-03-02 09:00:00`.
-fn short_time(rfc3339: &str) -> String {
-    let t = rfc3339.replacen('T', " ", 1);
-    t.split('.')
-        .next()
-        .unwrap_or(&t)
-        .trim_end_matches('Z')
-        .to_string()
-}
-
 /// 1234567 → `1,234,567`.
 fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -337,10 +312,7 @@ mod tests {
         assert_eq!(grouped(1_000), "1,000");
         assert_eq!(grouped(1_234_567), "1,234,567");
         assert_eq!(grouped(-12_345), "-12,345");
-        assert_eq!(
-            short_time("2025-03-02T09:00:00.000Z"),
-            "2025-03-02 09:00:00"
-        );
-        assert_eq!(short_time("2025-03-02T09:00:00Z"), "2025-03-02 09:00:00");
+        let w = When::of("2025-03-02T09:00:00.000Z");
+        assert_eq!(w.exact, "2025-03-02 09:00:00 UTC");
     }
 }
