@@ -176,6 +176,19 @@ fn outbound_client(config: &Config) -> Result<reqwest::Client, HubError> {
         .map_err(|e| HubError::Unexpected(format!("cannot build the HTTP client: {e}")))
 }
 
+impl Hub {
+    /// Runs `f` with this hub on the blocking thread pool: how async callers (pages, the
+    /// API) use the hub's SQLite- and Argon2-bound methods without stalling a worker.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, HubError>
+    where
+        F: FnOnce(&Hub) -> Result<T, HubError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let hub = self.clone();
+        blocking(move || f(&hub)).await
+    }
+}
+
 /// Runs a blocking call (Argon2id, SQLite) on the blocking thread pool.
 pub async fn blocking<T, F>(f: F) -> Result<T, HubError>
 where

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::auth::{ApiSession, cleared_cookie, session_cookie};
 use super::errors::ApiError;
-use super::pages::blocking;
+
 use crate::hub::Hub;
 
 pub async fn healthz(hub: web::Data<Hub>) -> HttpResponse {
@@ -19,7 +19,7 @@ pub async fn healthz(hub: web::Data<Hub>) -> HttpResponse {
 }
 
 pub async fn status(hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(hub.status()?))
+    Ok(HttpResponse::Ok().json(hub.run(|h| h.status()).await?))
 }
 
 #[derive(Deserialize)]
@@ -33,11 +33,10 @@ pub async fn setup(
     body: web::Json<PassphraseBody>,
 ) -> Result<HttpResponse, ApiError> {
     let passphrase = body.into_inner().passphrase;
-    let h = hub.clone();
-    let (id, _) = blocking(move || h.setup(&passphrase, None)).await?;
+    let (id, _) = hub.run(move |h| h.setup(&passphrase, None)).await?;
     Ok(HttpResponse::Created()
         .cookie(session_cookie(&id))
-        .json(hub.status()?))
+        .json(hub.run(|h| h.status()).await?))
 }
 
 /// Signs in (unlocking a locked Hub) and sets the session cookie.
@@ -46,11 +45,10 @@ pub async fn create_session(
     body: web::Json<PassphraseBody>,
 ) -> Result<HttpResponse, ApiError> {
     let passphrase = body.into_inner().passphrase;
-    let h = hub.clone();
-    let (id, _) = blocking(move || h.sign_in(&passphrase)).await?;
+    let (id, _) = hub.run(move |h| h.sign_in(&passphrase)).await?;
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(&id))
-        .json(hub.status()?))
+        .json(hub.run(|h| h.status()).await?))
 }
 
 /// Reads and discards a request body the call does not use. A body left unread would make
@@ -88,7 +86,7 @@ pub async fn lock(
     hub.lock();
     Ok(HttpResponse::Ok()
         .cookie(cleared_cookie())
-        .json(hub.status()?))
+        .json(hub.run(|h| h.status()).await?))
 }
 
 #[derive(Deserialize)]
@@ -104,11 +102,11 @@ pub async fn change_passphrase(
     body: web::Json<ChangePassphraseBody>,
 ) -> Result<HttpResponse, ApiError> {
     let ChangePassphraseBody { current, new } = body.into_inner();
-    let h = hub.clone();
-    blocking(move || h.change_passphrase(&current, &new, None)).await?;
+    hub.run(move |h| h.change_passphrase(&current, &new, None))
+        .await?;
     Ok(HttpResponse::Ok()
         .cookie(cleared_cookie())
-        .json(hub.status()?))
+        .json(hub.run(|h| h.status()).await?))
 }
 
 /// Bad JSON bodies get the API's error shape instead of actix's plain text.

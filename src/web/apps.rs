@@ -11,7 +11,7 @@ use serde_json::json;
 use super::HostPolicy;
 use super::auth::{ApiSession, CsrfForm, Flash, Incoming, PageSession, flash_key, redirect_with};
 use super::errors::{ApiError, PageError};
-use super::pages::{Empty, Layout, Money, When, blocking, field_of, render};
+use super::pages::{Empty, Layout, Money, When, field_of, render};
 use crate::hub::apps::{AppInput, AppView, BindingInput};
 use crate::hub::connections::ConnectionView;
 use crate::hub::{Hub, HubError};
@@ -21,8 +21,7 @@ use crate::providers::Provider;
 // ---- JSON API ----
 
 pub async fn api_list(hub: web::Data<Hub>, _s: ApiSession) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    let apps = blocking(move || h.list_apps()).await?;
+    let apps = hub.run(move |h| h.list_apps()).await?;
     Ok(HttpResponse::Ok().json(json!({ "data": apps })))
 }
 
@@ -31,8 +30,7 @@ pub async fn api_get(
     _s: ApiSession,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    Ok(HttpResponse::Ok().json(blocking(move || h.app(&id)).await?))
+    Ok(HttpResponse::Ok().json(hub.run(move |h| h.app(&id)).await?))
 }
 
 /// Creates an app; the response carries its key, the only time it is ever shown.
@@ -41,8 +39,7 @@ pub async fn api_create(
     _s: ApiSession,
     body: web::Json<AppInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    let created = blocking(move || h.create_app(body.into_inner())).await?;
+    let created = hub.run(move |h| h.create_app(body.into_inner())).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -52,8 +49,9 @@ pub async fn api_update(
     id: web::Path<String>,
     body: web::Json<AppInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    let app = blocking(move || h.update_app(&id, body.into_inner())).await?;
+    let app = hub
+        .run(move |h| h.update_app(&id, body.into_inner()))
+        .await?;
     Ok(HttpResponse::Ok().json(app))
 }
 
@@ -63,8 +61,7 @@ pub async fn api_delete(
     id: web::Path<String>,
     _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    blocking(move || h.delete_app(&id)).await?;
+    hub.run(move |h| h.delete_app(&id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -74,8 +71,7 @@ pub async fn api_rotate(
     id: web::Path<String>,
     _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    Ok(HttpResponse::Ok().json(blocking(move || h.rotate_app_key(&id)).await?))
+    Ok(HttpResponse::Ok().json(hub.run(move |h| h.rotate_app_key(&id)).await?))
 }
 
 // ---- Pages ----
@@ -246,8 +242,7 @@ pub async fn apps(
     session: PageSession,
     flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let rows = blocking(move || list_rows(&h)).await?;
+    let rows = hub.run(list_rows).await?;
     render(
         StatusCode::OK,
         &AppsPage {
@@ -264,15 +259,15 @@ pub async fn show(
     id: web::Path<String>,
     flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let (app, connections, spend) = blocking(move || {
-        Ok((
-            h.app(&id)?,
-            h.list_connections()?,
-            h.app_month_spend(&id)?.total(),
-        ))
-    })
-    .await?;
+    let (app, connections, spend) = hub
+        .run(move |h| {
+            Ok((
+                h.app(&id)?,
+                h.list_connections()?,
+                h.app_month_spend(&id)?.total(),
+            ))
+        })
+        .await?;
     let budget_dollars = app
         .monthly_budget_micro_usd
         .map(|b| dollars_for_input(MicroUsd(b)))
@@ -317,13 +312,14 @@ pub async fn create(
     form: CsrfForm<CreateForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { session, form } = form;
-    let h = hub.clone();
     let typed = form.name.clone();
     let input = AppInput {
         name: Some(form.name),
         ..AppInput::default()
     };
-    let created = blocking(move || h.create_app(input).map(|c| c.app.id)).await;
+    let created = hub
+        .run(move |h| h.create_app(input).map(|c| c.app.id))
+        .await;
     match created {
         Ok(id) => Ok(to_key_page(&hub, &session, &id)?),
         Err(e) => {
@@ -347,18 +343,18 @@ pub async fn key(
     id: web::Path<String>,
     flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
     let tag = flash.0.reveal;
-    let (app, key) = blocking(move || {
-        let fresh = tag.is_some_and(|t| h.app_key_tag(&id).is_ok_and(|now| now == t));
-        if fresh {
-            let issued = h.rotate_app_key(&id)?;
-            Ok((issued.app, Some(issued.key)))
-        } else {
-            Ok((h.app(&id)?, None))
-        }
-    })
-    .await?;
+    let (app, key) = hub
+        .run(move |h| {
+            let fresh = tag.is_some_and(|t| h.app_key_tag(&id).is_ok_and(|now| now == t));
+            if fresh {
+                let issued = h.rotate_app_key(&id)?;
+                Ok((issued.app, Some(issued.key)))
+            } else {
+                Ok((h.app(&id)?, None))
+            }
+        })
+        .await?;
     let base_url = format!("http://{}", hosts.primary());
     let key = key.map(|k| {
         let k = k.expose_secret().to_string();
@@ -388,8 +384,7 @@ pub async fn confirm(
         "delete" => Action::Delete,
         _ => return Err(HubError::NotFound("That page").into()),
     };
-    let h = hub.clone();
-    let app = blocking(move || h.app(&id)).await?;
+    let app = hub.run(move |h| h.app(&id)).await?;
     render(
         StatusCode::OK,
         &ConfirmPage {
@@ -405,10 +400,10 @@ pub async fn rotate(
     id: web::Path<String>,
     form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
     let target = id.clone();
     // The old key stops working now; the key page issues the one that is shown.
-    blocking(move || h.rotate_app_key(&target).map(|_| ())).await?;
+    hub.run(move |h| h.rotate_app_key(&target).map(|_| ()))
+        .await?;
     Ok(to_key_page(&hub, &form.session, &id)?)
 }
 
@@ -417,13 +412,13 @@ pub async fn delete(
     id: web::Path<String>,
     form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let name = blocking(move || {
-        let name = h.app(&id)?.name;
-        h.delete_app(&id)?;
-        Ok(name)
-    })
-    .await?;
+    let name = hub
+        .run(move |h| {
+            let name = h.app(&id)?.name;
+            h.delete_app(&id)?;
+            Ok(name)
+        })
+        .await?;
     let flash = Flash::notice(format!("App “{name}” deleted. Its key no longer works."));
     Ok(redirect_with(
         "/apps",
@@ -465,9 +460,8 @@ pub async fn save(
     let id = id.into_inner();
     let result = match settings_input(&form) {
         Ok(input) => {
-            let h = hub.clone();
             let target = id.clone();
-            blocking(move || h.update_app(&target, input)).await
+            hub.run(move |h| h.update_app(&target, input)).await
         }
         Err(e) => Err(e),
     };

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::auth::{ApiSession, CsrfForm, Flash, Incoming, PageSession, flash_key, redirect_with};
 use super::errors::{ApiError, PageError};
-use super::pages::{Empty, Layout, blocking, field_of, render};
+use super::pages::{Empty, Layout, field_of, render};
 use crate::hub::connections::{ConnectionView, managed_id, parse_provider};
 use crate::hub::{Hub, HubError};
 use crate::providers::{self, Provider};
@@ -17,8 +17,7 @@ use crate::providers::{self, Provider};
 // ---- JSON API ----
 
 pub async fn api_list(hub: web::Data<Hub>, _s: ApiSession) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    let list = blocking(move || h.list_connections()).await?;
+    let list = hub.run(move |h| h.list_connections()).await?;
     Ok(HttpResponse::Ok().json(json!({ "data": list })))
 }
 
@@ -27,8 +26,7 @@ pub async fn api_get(
     _s: ApiSession,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    let view = blocking(move || h.connection(&id)).await?;
+    let view = hub.run(move |h| h.connection(&id)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -53,8 +51,9 @@ pub async fn api_create(
         api_key,
     } = body.into_inner();
     let provider = parse_provider(&provider)?;
-    let h = hub.clone();
-    let view = blocking(move || h.add_connection(provider, &name, &api_key)).await?;
+    let view = hub
+        .run(move |h| h.add_connection(provider, &name, &api_key))
+        .await?;
     let verified = hub.verify_connection(&view.id).await?;
     Ok(HttpResponse::Created().json(verified.connection))
 }
@@ -77,19 +76,19 @@ pub async fn api_update(
     if name.is_none() && api_key.is_none() {
         return Err(HubError::bad_input("name", "Send a new name, a new api_key, or both.").into());
     }
-    let h = hub.clone();
     let id = id.into_inner();
-    let view = blocking(move || {
-        if let Some(key) = &api_key {
-            // Check the key before renaming, so bad input changes nothing.
-            h.rotate_connection_key(&id, key)?;
-        }
-        match &name {
-            Some(n) => h.rename_connection(&id, n),
-            None => h.connection(&id),
-        }
-    })
-    .await?;
+    let view = hub
+        .run(move |h| {
+            if let Some(key) = &api_key {
+                // Check the key before renaming, so bad input changes nothing.
+                h.rotate_connection_key(&id, key)?;
+            }
+            match &name {
+                Some(n) => h.rename_connection(&id, n),
+                None => h.connection(&id),
+            }
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -99,8 +98,7 @@ pub async fn api_delete(
     id: web::Path<String>,
     _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    blocking(move || h.delete_connection(&id)).await?;
+    hub.run(move |h| h.delete_connection(&id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -121,8 +119,7 @@ pub async fn api_enable_managed(
     _body: super::api::Drained,
 ) -> Result<HttpResponse, ApiError> {
     let provider = parse_provider(&provider)?;
-    let h = hub.clone();
-    let view = blocking(move || h.enable_managed(provider)).await?;
+    let view = hub.run(move |h| h.enable_managed(provider)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -183,8 +180,7 @@ pub async fn connectors(
     query: web::Query<PageQuery>,
     flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let list = blocking(move || h.list_connections()).await?;
+    let list = hub.run(move |h| h.list_connections()).await?;
     render(
         StatusCode::OK,
         &ConnectorsPage {
@@ -245,9 +241,11 @@ pub async fn add(hub: web::Data<Hub>, form: CsrfForm<AddForm>) -> Result<HttpRes
         api_key,
     } = form;
     let provider = parse_provider(&provider)?;
-    let h = hub.clone();
     let typed = name.clone();
-    match blocking(move || h.add_connection(provider, &name, &api_key)).await {
+    match hub
+        .run(move |h| h.add_connection(provider, &name, &api_key))
+        .await
+    {
         Ok(view) => {
             let checked = hub.verify_connection(&view.id).await?;
             let flash = checked_flash(
@@ -291,11 +289,13 @@ pub async fn rename(
     form: CsrfForm<RenameForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { session, form } = form;
-    let h = hub.clone();
     let id = id.into_inner();
     let target = id.clone();
     let typed = form.name.clone();
-    match blocking(move || h.rename_connection(&target, &form.name)).await {
+    match hub
+        .run(move |h| h.rename_connection(&target, &form.name))
+        .await
+    {
         Ok(_) => Ok(back(
             &session,
             Flash::notice("Connection renamed."),
@@ -316,10 +316,12 @@ pub async fn rotate(
     form: CsrfForm<RotateForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { session, form } = form;
-    let h = hub.clone();
     let id = id.into_inner();
     let target = id.clone();
-    match blocking(move || h.rotate_connection_key(&target, &form.api_key)).await {
+    match hub
+        .run(move |h| h.rotate_connection_key(&target, &form.api_key))
+        .await
+    {
         Ok(_) => {
             let checked = hub.verify_connection(&id).await?;
             let flash = checked_flash(
@@ -347,8 +349,9 @@ pub async fn confirm_delete(
     session: PageSession,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let (connection, apps) = blocking(move || Ok((h.connection(&id)?, h.apps_using(&id)?))).await?;
+    let (connection, apps) = hub
+        .run(move |h| Ok((h.connection(&id)?, h.apps_using(&id)?)))
+        .await?;
     render(
         StatusCode::OK,
         &DeletePage {
@@ -364,14 +367,14 @@ pub async fn delete(
     id: web::Path<String>,
     form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
     let target = id.clone();
-    let managed = blocking(move || {
-        let managed = h.connection(&target)?.is_managed();
-        h.delete_connection(&target)?;
-        Ok(managed)
-    })
-    .await?;
+    let managed = hub
+        .run(move |h| {
+            let managed = h.connection(&target)?.is_managed();
+            h.delete_connection(&target)?;
+            Ok(managed)
+        })
+        .await?;
     Ok(if managed {
         let flash = Flash::notice(
             "Managed connector turned off. Apps bound to it are refused until you turn it on again with Enable.",
@@ -389,8 +392,7 @@ pub async fn enable(
     form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
     let provider = parse_provider(&provider)?;
-    let h = hub.clone();
-    blocking(move || h.enable_managed(provider)).await?;
+    hub.run(move |h| h.enable_managed(provider)).await?;
     let flash = Flash::notice("Managed connector turned on again.");
     Ok(back(&form.session, flash, Some(&managed_id(provider))))
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::auth::{ApiSession, PageSession};
 use super::errors::{ApiError, PageError};
-use super::pages::{Layout, blocking, render};
+use super::pages::{Layout, render};
 use crate::catalog::{ModelKind, Rates, pico_to_per_million};
 use crate::hub::{Hub, ModelReach};
 use crate::money::MicroUsd;
@@ -16,8 +16,7 @@ use crate::providers::Provider;
 
 /// The catalog in the management API's model shape, prices in USD per million tokens.
 pub async fn list(hub: web::Data<Hub>, _session: ApiSession) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    let models = blocking(move || h.models_with_reach()).await?;
+    let models = hub.run(move |h| h.models_with_reach()).await?;
     let data: Vec<Value> = models.iter().map(model_json).collect();
     Ok(HttpResponse::Ok().json(json!({ "data": data })))
 }
@@ -102,9 +101,9 @@ struct ModelsPage {
 }
 
 pub async fn page(hub: web::Data<Hub>, session: PageSession) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let (models, connections) =
-        blocking(move || Ok((h.models_with_reach()?, h.list_connections()?))).await?;
+    let (models, connections) = hub
+        .run(move |h| Ok((h.models_with_reach()?, h.list_connections()?)))
+        .await?;
     let failing: Vec<(String, String)> = connections
         .iter()
         .filter(|c| c.is_failing())

@@ -167,15 +167,6 @@ pub const HOME: &str = "/connectors";
 /// Where a new Hub's first session starts.
 pub const WELCOME: &str = "/welcome";
 
-/// Runs a blocking Hub call (Argon2id, SQLite) off the async workers.
-pub async fn blocking<T, F>(f: F) -> Result<T, HubError>
-where
-    F: FnOnce() -> Result<T, HubError> + Send + 'static,
-    T: Send + 'static,
-{
-    crate::hub::blocking(f).await
-}
-
 pub async fn index(
     hub: web::Data<Hub>,
     session: Option<PageSession>,
@@ -183,7 +174,7 @@ pub async fn index(
     match session {
         Some(_) => Ok(redirect(HOME)),
         None => Err(PageError::SignIn {
-            initialized: hub.status()?.initialized,
+            initialized: hub.run(|h| h.status()).await?.initialized,
         }),
     }
 }
@@ -209,7 +200,7 @@ struct SetupPage {
 }
 
 pub async fn setup_form(hub: web::Data<Hub>, flash: Incoming) -> Result<HttpResponse, PageError> {
-    if hub.status()?.initialized {
+    if hub.run(|h| h.status()).await?.initialized {
         return Ok(redirect("/unlock"));
     }
     ok(&SetupPage {
@@ -233,8 +224,7 @@ pub async fn setup_submit(
         passphrase,
         confirm,
     } = form.into_inner();
-    let h = hub.clone();
-    match blocking(move || h.setup(&passphrase, Some(&confirm))).await {
+    match hub.run(move |h| h.setup(&passphrase, Some(&confirm))).await {
         Ok((id, _)) => Ok(HttpResponse::SeeOther()
             .cookie(session_cookie(&id))
             .insert_header((header::LOCATION, WELCOME))
@@ -261,7 +251,7 @@ struct UnlockPage {
 }
 
 pub async fn unlock_form(hub: web::Data<Hub>, flash: Incoming) -> Result<HttpResponse, PageError> {
-    let status = hub.status()?;
+    let status = hub.run(|h| h.status()).await?;
     if !status.initialized {
         return Ok(redirect("/setup"));
     }
@@ -282,8 +272,7 @@ pub async fn unlock_submit(
     form: web::Form<UnlockForm>,
 ) -> Result<HttpResponse, PageError> {
     let passphrase = form.into_inner().passphrase;
-    let h = hub.clone();
-    match blocking(move || h.sign_in(&passphrase)).await {
+    match hub.run(move |h| h.sign_in(&passphrase)).await {
         Ok((id, _)) => Ok(HttpResponse::SeeOther()
             .cookie(session_cookie(&id))
             .insert_header((header::LOCATION, HOME))
@@ -331,8 +320,7 @@ pub async fn welcome(
     hosts: web::Data<super::HostPolicy>,
     session: PageSession,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let connections = blocking(move || h.list_connections()).await?;
+    let connections = hub.run(move |h| h.list_connections()).await?;
     let on = |emulated: bool| -> Vec<&'static str> {
         Provider::ALL
             .iter()
@@ -396,8 +384,7 @@ pub async fn settings(
     session: PageSession,
     flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let keys = blocking(move || platform_keys(&h)).await?;
+    let keys = hub.run(platform_keys).await?;
     ok(&SettingsPage {
         l: Layout::new(&hub, &session, "settings"),
         flash: flash.0,
@@ -420,9 +407,11 @@ pub async fn save_platform_key(
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { session, form } = form;
     let provider = crate::hub::connections::parse_provider(&provider)?;
-    let h = hub.clone();
     let id = crate::hub::connections::managed_id(provider);
-    let flash = match blocking(move || h.rotate_connection_key(&id, &form.api_key)).await {
+    let flash = match hub
+        .run(move |h| h.rotate_connection_key(&id, &form.api_key))
+        .await
+    {
         Ok(_) => Flash::notice(
             "Platform key saved. The managed connector now calls the provider and bills your credits.",
         ),
@@ -438,8 +427,7 @@ pub async fn remove_platform_key(
     form: CsrfForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
     let provider = crate::hub::connections::parse_provider(&provider)?;
-    let h = hub.clone();
-    blocking(move || h.clear_platform_key(provider)).await?;
+    hub.run(move |h| h.clear_platform_key(provider)).await?;
     let flash = Flash::notice(
         "Platform key removed. The managed connector answers from the built-in emulator again.",
     );
@@ -464,8 +452,10 @@ pub async fn change_passphrase(
         new,
         confirm,
     } = form;
-    let h = hub.clone();
-    match blocking(move || h.change_passphrase(&current, &new, Some(&confirm))).await {
+    match hub
+        .run(move |h| h.change_passphrase(&current, &new, Some(&confirm)))
+        .await
+    {
         Ok(()) => {
             let flash = Flash::notice("Your passphrase was changed. Sign in with the new one.");
             let mut res = redirect_with("/unlock", &flash, flash_key(None));

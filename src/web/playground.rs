@@ -11,7 +11,7 @@ use super::auth::{
     ApiSession, CsrfForm, Flash, Incoming as IncomingFlash, PageSession, flash_key, redirect_with,
 };
 use super::errors::{ApiError, PageError};
-use super::pages::{Layout, blocking, render};
+use super::pages::{Layout, render};
 use crate::catalog::ModelKind;
 use crate::gateway::{Gateway, Head, OutBody, Outgoing};
 use crate::hub::connections::ConnectionView;
@@ -92,8 +92,7 @@ async fn page(
     form: Option<&PlayForm>,
     exchange: Option<Exchange>,
 ) -> Result<HttpResponse, PageError> {
-    let h = hub.clone();
-    let connections = blocking(move || h.list_connections()).await?;
+    let connections = hub.run(move |h| h.list_connections()).await?;
     let groups = groups(hub, &connections);
     let selected = form
         .map(|f| f.target.clone())
@@ -323,14 +322,13 @@ pub async fn ask(
     form: CsrfForm<PlayForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { session, form } = form;
-    let h = hub.clone();
     let checked = {
         let f = PlayForm {
             target: form.target.clone(),
             prompt: form.prompt.clone(),
             max_tokens: form.max_tokens,
         };
-        blocking(move || check(&h, &f)).await
+        hub.run(move |h| check(h, &f)).await
     };
     let ask = match checked {
         Ok(a) => a,
@@ -371,8 +369,7 @@ pub async fn stream(
     body: web::Json<PlayForm>,
 ) -> Result<HttpResponse, ApiError> {
     let form = body.into_inner();
-    let h = hub.clone();
-    let ask = blocking(move || check(&h, &form)).await?;
+    let ask = hub.run(move |h| check(h, &form)).await?;
     let out = through_gateway(&gateway, &ask, true).await;
     let mut res = super::proxy::respond(out);
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(ask.provider.as_str()) {

@@ -16,7 +16,6 @@ use crate::money::MicroUsd;
 use crate::store::{GroupBy, LedgerEntry, UsageAggregate, UsageFilter};
 use crate::web::auth::ApiSession;
 use crate::web::errors::ApiError;
-use crate::web::pages::blocking;
 
 /// How many ledger lines `GET /api/v1/credits` includes.
 const RECENT_LEDGER: usize = 10;
@@ -25,8 +24,9 @@ const CSV_CHUNK_ROWS: usize = 2_000;
 
 /// The balance, open holds, what is available, and the latest ledger lines.
 pub async fn credits(hub: web::Data<Hub>, _session: ApiSession) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
-    let (ledger, next_cursor) = blocking(move || h.ledger_history(None, RECENT_LEDGER)).await?;
+    let (ledger, next_cursor) = hub
+        .run(move |h| h.ledger_history(None, RECENT_LEDGER))
+        .await?;
     let mut body = json!(hub.credit_summary());
     body["ledger"] = ledger_json(&ledger);
     body["ledger_next_cursor"] = json!(next_cursor);
@@ -51,8 +51,8 @@ pub async fn top_up(
         amount_micro_usd,
         note,
     } = body.into_inner();
-    let h = hub.clone();
-    blocking(move || h.top_up(MicroUsd(amount_micro_usd), &note)).await?;
+    hub.run(move |h| h.top_up(MicroUsd(amount_micro_usd), &note))
+        .await?;
     Ok(HttpResponse::Ok().json(hub.credit_summary()))
 }
 
@@ -63,8 +63,7 @@ pub async fn ledger(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = (query.cursor()?, query.limit(50)?);
-    let h = hub.clone();
-    let (entries, next_cursor) = blocking(move || h.ledger_history(cursor, limit)).await?;
+    let (entries, next_cursor) = hub.run(move |h| h.ledger_history(cursor, limit)).await?;
     Ok(HttpResponse::Ok().json(json!({"data": ledger_json(&entries), "next_cursor": next_cursor})))
 }
 
@@ -83,9 +82,8 @@ pub async fn usage(
 ) -> Result<HttpResponse, ApiError> {
     let range = parse_range(query.from.as_deref(), query.to.as_deref(), today())?;
     let group = parse_group_by(query.group_by.as_deref())?;
-    let h = hub.clone();
     let r = range.clone();
-    let rows = blocking(move || h.usage_summary(&r, group)).await?;
+    let rows = hub.run(move |h| h.usage_summary(&r, group)).await?;
     let totals = rows.iter().fold(UsageAggregate::default(), add_aggregate);
     Ok(HttpResponse::Ok().json(json!({
         "from": range.from,
@@ -108,14 +106,14 @@ pub async fn requests(
 ) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = (page.cursor()?, page.limit(50)?);
     let filter = hub.usage_filter(&filters)?;
-    let h = hub.clone();
-    let (page, totals) = blocking(move || {
-        Ok((
-            h.usage_requests(&filter, cursor, limit)?,
-            h.usage_totals(&filter)?,
-        ))
-    })
-    .await?;
+    let (page, totals) = hub
+        .run(move |h| {
+            Ok((
+                h.usage_requests(&filter, cursor, limit)?,
+                h.usage_totals(&filter)?,
+            ))
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "data": page.rows.iter().map(usage_row_json).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
@@ -134,9 +132,9 @@ pub async fn request(
         .trim()
         .parse()
         .map_err(|_| HubError::bad_input("id", "A request id is a whole number."))?;
-    let h = hub.clone();
-    let (detail, bodies) =
-        blocking(move || Ok((h.usage_request(id)?, h.request_bodies(id)?))).await?;
+    let (detail, bodies) = hub
+        .run(move |h| Ok((h.usage_request(id)?, h.request_bodies(id)?)))
+        .await?;
     let mut body = json!(detail);
     if let Some(bodies) = bodies {
         body["bodies"] = json!(bodies);
@@ -155,9 +153,8 @@ pub async fn change_settings(
     _session: ApiSession,
     change: web::Json<KeepChange>,
 ) -> Result<HttpResponse, ApiError> {
-    let h = hub.clone();
     let change = change.into_inner();
-    let settings = blocking(move || h.change_keep_settings(change)).await?;
+    let settings = hub.run(move |h| h.change_keep_settings(change)).await?;
     Ok(HttpResponse::Ok().json(settings))
 }
 
@@ -199,8 +196,9 @@ async fn next_csv_chunk(
     match state {
         CsvState::Header => Some((Ok(Bytes::from(csv_header())), CsvState::Rows(None))),
         CsvState::Rows(cursor) => {
-            let chunk =
-                blocking(move || hub.usage_csv_chunk(&filter, cursor, CSV_CHUNK_ROWS)).await;
+            let chunk = hub
+                .run(move |h| h.usage_csv_chunk(&filter, cursor, CSV_CHUNK_ROWS))
+                .await;
             match chunk {
                 Ok((text, _)) if text.is_empty() => None,
                 Ok((text, next)) => Some((

@@ -16,7 +16,7 @@ use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate};
 use crate::web::auth::PageSession;
 use crate::web::auth::{CsrfForm, Flash, Incoming, flash_key, redirect_with};
 use crate::web::errors::PageError;
-use crate::web::pages::{Layout, Money, When, blocking, render};
+use crate::web::pages::{Layout, Money, When, render};
 
 /// Days the chart and the spend tables cover.
 const DAYS: u64 = 30;
@@ -116,10 +116,9 @@ pub async fn add_credits(
     let CsrfForm { session, form } = form;
     let TopUpForm { amount, note } = form;
     let parsed = MicroUsd::parse_dollars(&amount).map_err(|m| HubError::bad_input("amount", m));
-    let h = hub.clone();
     let n = note.clone();
     let result = match parsed {
-        Ok(micro) => blocking(move || h.top_up(micro, &n).map(|_| micro)).await,
+        Ok(micro) => hub.run(move |h| h.top_up(micro, &n).map(|_| micro)).await,
         Err(e) => Err(e),
     };
     let key = flash_key(Some(&session));
@@ -175,9 +174,8 @@ async fn show(
 ) -> Result<HttpResponse, PageError> {
     let last = today();
     let range = last_days(last, DAYS);
-    let h = hub.clone();
     let r = range.clone();
-    let data = blocking(move || load(&h, &r, before)).await?;
+    let data = hub.run(move |h| load(h, &r, before)).await?;
     let names = &data.app_names;
     let page = UsageBillingPage {
         l: Layout::new(hub, session, "usage"),
