@@ -57,8 +57,8 @@ impl std::ops::Deref for Gate {
 }
 
 /// A request refused once its app was known: what to record it under, the model its body
-/// named, and the answer.
-pub(super) type Refused = (Gate, Option<String>, Outgoing);
+/// named, the body itself (when it was read), and the answer.
+pub(super) type Refused = (Gate, Option<String>, Option<Bytes>, Outgoing);
 
 type Reserved = (
     Option<&'static Model>,
@@ -228,7 +228,7 @@ impl Gateway {
                     self.inner.max_body_bytes,
                     limits.body_timeout,
                 );
-                return Err(Box::new((gate, None, out)));
+                return Err(Box::new((gate, None, None, out)));
             }
         };
         let mut info = gate.api.inspect(&ProxyRequest {
@@ -252,7 +252,7 @@ impl Gateway {
             }),
             Err(out) => {
                 let model = info.model.take();
-                Err(Box::new((gate, model, out)))
+                Err(Box::new((gate, model, Some(body.bytes.clone()), out)))
             }
         }
     }

@@ -145,7 +145,7 @@ impl Gateway {
             Ok(route) => route,
             Err(out) => {
                 body::drain_small(&mut body, declared).await;
-                return self.record_refusal(&known, None, out).await;
+                return self.record_refusal(&known, None, None, out).await;
             }
         };
         match self
@@ -154,8 +154,8 @@ impl Gateway {
         {
             Ok(admitted) => self.forward(&head, admitted).await,
             Err(refused) => {
-                let (gate, model, out) = *refused;
-                self.record_refusal(&gate.known, model, out).await
+                let (gate, model, body, out) = *refused;
+                self.record_refusal(&gate.known, model, body, out).await
             }
         }
     }

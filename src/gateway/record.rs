@@ -11,7 +11,7 @@ use super::admit::{Admitted, Known};
 use super::limits::{BudgetHold, TokenReservation};
 use super::stream::{Finish, Finishing, StreamEnd};
 use super::writer::Job;
-use super::{Gateway, MAX_MODEL_BYTES, Outgoing};
+use super::{Gateway, MAX_MODEL_BYTES, OutBody, Outgoing};
 use crate::catalog::Model;
 use crate::catalog::cost::cost;
 use crate::hub::{CapturedBodies, Route};
@@ -183,6 +183,7 @@ impl Gateway {
         &self,
         known: &Known,
         model: Option<String>,
+        request: Option<Bytes>,
         out: Outgoing,
     ) -> Outgoing {
         let code = out.refused.map_or("internal", |why| why.as_str());
@@ -209,9 +210,24 @@ impl Gateway {
             ttfb_ms: None,
             surface: known.surface,
         };
+        let bodies = self.hub().keeps_bodies().then(|| {
+            let (request, request_truncated) =
+                CapturedBodies::capped(request.as_deref().unwrap_or_default());
+            let answer = match &out.body {
+                OutBody::Full(bytes) => bytes.as_ref(),
+                OutBody::Stream(_) => &[],
+            };
+            let (response, response_truncated) = CapturedBodies::capped(answer);
+            CapturedBodies {
+                request,
+                response,
+                request_truncated,
+                response_truncated,
+            }
+        });
         let job = Job {
             usage,
-            bodies: None,
+            bodies,
             hold: None,
             budget: None,
             done: None,

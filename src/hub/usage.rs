@@ -397,7 +397,7 @@ fn parse_instant(field: &'static str, text: &str) -> Result<DateTime<Utc>, HubEr
 }
 
 /// The request filters as a query string gives them.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 pub struct FilterParams {
     pub from: Option<String>,
     pub to: Option<String>,

@@ -118,6 +118,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/apps/{id}/{step}", web::get().to(apps::confirm))
         .route("/models", web::get().to(models::page))
         .route("/usage", web::get().to(usage::pages::usage))
+        .route("/requests", web::get().to(usage::requests::list))
+        .route("/requests/{id}", web::get().to(usage::requests::show))
         .route("/usage/credits", web::post().to(usage::pages::add_credits))
         .route("/playground", web::get().to(playground::show))
         .route("/playground", web::post().to(playground::ask))
@@ -130,6 +132,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/settings/platform-key/{provider}/remove",
             web::post().to(pages::remove_platform_key),
         )
+        .route("/settings/keep", web::post().to(pages::save_keep_settings))
         .route(
             "/settings/passphrase",
             web::post().to(pages::change_passphrase),

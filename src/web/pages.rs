@@ -36,6 +36,7 @@ impl Layout {
             ("models", "/models", "Models"),
             ("playground", "/playground", "Playground"),
             ("usage", "/usage", "Usage & Billing"),
+            ("requests", "/requests", "Requests"),
             ("settings", "/settings", "Settings"),
         ]
     }
@@ -359,6 +360,8 @@ struct SettingsPage {
     min_len: usize,
     data_dir: String,
     platform_keys: Vec<PlatformKey>,
+    keep: crate::hub::KeepSettings,
+    body_days: &'static [u32],
 }
 
 fn platform_keys(hub: &Hub) -> Result<Vec<PlatformKey>, HubError> {
@@ -379,6 +382,7 @@ fn platform_keys(hub: &Hub) -> Result<Vec<PlatformKey>, HubError> {
         .collect())
 }
 
+/// The Settings page: platform keys, what requests keep, lock, passphrase.
 pub async fn settings(
     hub: web::Data<Hub>,
     session: PageSession,
@@ -391,6 +395,58 @@ pub async fn settings(
         min_len: MIN_PASSPHRASE_LEN,
         data_dir: hub.config().data_dir.display().to_string(),
         platform_keys: keys,
+        keep: hub.keep_settings(),
+        body_days: &crate::hub::BODY_DAYS,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct KeepForm {
+    keep_bodies_days: String,
+    #[serde(default)]
+    keep_requests_days: String,
+}
+
+/// How long request bodies and rows are kept; a blank row retention means forever.
+pub async fn save_keep_settings(
+    hub: web::Data<Hub>,
+    form: CsrfForm<KeepForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { session, form } = form;
+    let parsed = parse_keep(&form);
+    let result = match parsed {
+        Ok(change) => hub.run(move |h| h.change_keep_settings(change)).await,
+        Err(e) => Err(e),
+    };
+    let flash = match result {
+        Ok(_) => Flash::notice("Saved how long requests are kept."),
+        Err(e) => Flash::error("keep", "keep_requests_days", e.to_string())
+            .keep("keep_requests_days", &form.keep_requests_days),
+    };
+    Ok(redirect_with(
+        "/settings#keep",
+        &flash,
+        flash_key(Some(&session)),
+    ))
+}
+
+fn parse_keep(form: &KeepForm) -> Result<crate::hub::KeepChange, HubError> {
+    let bodies =
+        form.keep_bodies_days.trim().parse().map_err(|_| {
+            HubError::bad_input("keep_bodies_days", "Pick how long bodies are kept.")
+        })?;
+    let requests = match form.keep_requests_days.trim() {
+        "" => None,
+        days => Some(days.parse().map_err(|_| {
+            HubError::bad_input(
+                "keep_requests_days",
+                "Days are a whole number; leave it blank to keep requests for ever.",
+            )
+        })?),
+    };
+    Ok(crate::hub::KeepChange {
+        keep_bodies_days: Some(bodies),
+        keep_requests_days: Some(requests),
     })
 }
 

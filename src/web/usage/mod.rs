@@ -4,6 +4,7 @@
 pub mod api;
 pub mod chart;
 pub mod pages;
+pub mod requests;
 
 use serde::Deserialize;
 

@@ -224,7 +224,7 @@ fn spend_rows(rows: &[UsageAggregate], label: impl Fn(&UsageAggregate) -> String
         .collect()
 }
 
-fn request_view(names: &HashMap<String, String>, r: &UsageRecord) -> RequestView {
+pub(super) fn request_view(names: &HashMap<String, String>, r: &UsageRecord) -> RequestView {
     RequestView {
         id: r.id,
         when: When::of(&r.started_at_text()),
@@ -280,11 +280,11 @@ fn or_unknown(s: &str) -> String {
 }
 
 /// 1234567 → `1,234,567`.
-fn count(n: u64) -> i64 {
+pub(super) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn grouped(n: i64) -> String {
+pub(super) fn grouped(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     if n < 0 {
