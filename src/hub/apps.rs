@@ -297,11 +297,7 @@ impl Hub {
             }
         }
         if let Some(b) = &input.connections {
-            for (provider, value) in [
-                (Provider::OpenAi, &b.openai),
-                (Provider::Anthropic, &b.anthropic),
-                (Provider::Gemini, &b.gemini),
-            ] {
+            for (provider, value) in b.iter() {
                 if let Some(choice) = value {
                     if let Some(id) = choice {
                         self.check_bindable(provider, id)?;

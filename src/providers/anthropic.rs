@@ -16,9 +16,9 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, PlaygroundRequest,
-    Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream,
-    Usage,
+    Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
+    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Snippet,
+    StreamMeter, Trouble, Upstream, Usage,
 };
 
 /// The API version the Hub itself uses for model lists.
@@ -192,6 +192,25 @@ impl ProviderApi for AnthropicApi {
             ],
             body: json_bytes(&body),
         }
+    }
+
+    fn sdk_snippets(&self, base: &str, key: &str) -> Vec<Snippet> {
+        vec![
+            Snippet {
+                language: Language::Python,
+                label: "Python · anthropic",
+                code: format!(
+                    "import anthropic\n\nclient = anthropic.Anthropic(base_url=\"{base}/anthropic\", api_key=\"{key}\")\nreply = client.messages.create(\n    model=\"claude-haiku-4-5\", max_tokens=256,\n    messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}],\n)\nprint(reply.content[0].text)"
+                ),
+            },
+            Snippet {
+                language: Language::JavaScript,
+                label: "JavaScript · @anthropic-ai/sdk",
+                code: format!(
+                    "import Anthropic from \"@anthropic-ai/sdk\";\n\nconst client = new Anthropic({{ baseURL: \"{base}/anthropic\", apiKey: \"{key}\" }});\nconst reply = await client.messages.create({{\n  model: \"claude-haiku-4-5\", max_tokens: 256,\n  messages: [{{ role: \"user\", content: \"Hello!\" }}],\n}});\nconsole.log(reply.content[0].text);"
+                ),
+            },
+        ]
     }
 
     fn reply_text(&self, body: &[u8]) -> Option<String> {

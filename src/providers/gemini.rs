@@ -17,9 +17,9 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, PlaygroundRequest,
-    Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream,
-    Usage, openai,
+    Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
+    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Snippet,
+    StreamMeter, Trouble, Upstream, Usage, openai,
 };
 
 /// Gemini's half of the proxy.
@@ -214,6 +214,25 @@ impl ProviderApi for GeminiApi {
             headers: vec![("content-type".into(), "application/json".into())],
             body: json_bytes(&body),
         }
+    }
+
+    fn sdk_snippets(&self, base: &str, key: &str) -> Vec<Snippet> {
+        vec![
+            Snippet {
+                language: Language::Python,
+                label: "Python · google-genai",
+                code: format!(
+                    "from google import genai\nfrom google.genai import types\n\nclient = genai.Client(api_key=\"{key}\",\n    http_options=types.HttpOptions(base_url=\"{base}/gemini\"))\nreply = client.models.generate_content(model=\"gemini-2.5-flash\", contents=\"Hello!\")\nprint(reply.text)"
+                ),
+            },
+            Snippet {
+                language: Language::JavaScript,
+                label: "JavaScript · @google/genai",
+                code: format!(
+                    "import {{ GoogleGenAI }} from \"@google/genai\";\n\nconst ai = new GoogleGenAI({{ apiKey: \"{key}\", httpOptions: {{ baseUrl: \"{base}/gemini\" }} }});\nconst reply = await ai.models.generateContent({{ model: \"gemini-2.5-flash\", contents: \"Hello!\" }});\nconsole.log(reply.text);"
+                ),
+            },
+        ]
     }
 
     fn reply_text(&self, body: &[u8]) -> Option<String> {

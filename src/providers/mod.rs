@@ -45,6 +45,15 @@ impl Provider {
         }
     }
 
+    /// The colour a page draws this provider's figures in.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "#10a37f",
+            Provider::Anthropic => "#d97757",
+            Provider::Gemini => "#4285f4",
+        }
+    }
+
     /// The name a person reads on a page.
     pub fn display_name(self) -> &'static str {
         match self {
@@ -247,6 +256,20 @@ pub trait ProviderApi: Send + Sync {
     /// The reply text of a successful non-streamed answer.
     fn reply_text(&self, body: &[u8]) -> Option<String>;
 
+    /// Ready-to-paste calls through the Hub at `base` with app key `key`, one per SDK.
+    fn sdk_snippets(&self, base: &str, key: &str) -> Vec<Snippet>;
+
+    /// The message of an error body in this provider's shape.
+    fn error_message(&self, body: &[u8]) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let error = if v.is_array() {
+            &v[0]["error"]
+        } else {
+            &v["error"]
+        };
+        error["message"].as_str().map(str::to_owned)
+    }
+
     /// The Hub's own failure (a bug or a broken database), in this provider's error shape.
     fn internal_error_body(&self) -> Bytes {
         self.error_body(
@@ -254,6 +277,23 @@ pub trait ProviderApi: Send + Sync {
             "The Hub failed inside; its log has the details.",
         )
     }
+}
+
+/// What a snippet is written in; snippets are listed in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Language {
+    Python,
+    JavaScript,
+    Shell,
+}
+
+/// One ready-to-paste call through the Hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snippet {
+    pub language: Language,
+    /// e.g. `Python · openai`.
+    pub label: &'static str,
+    pub code: String,
 }
 
 /// Whether `name` (lowercase) is in a header allowlist of exact names and `-`-ended prefixes.

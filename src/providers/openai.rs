@@ -17,9 +17,9 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Metered, ModelListRequest, ModelPage, ParseError, PlaygroundRequest,
-    Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, StreamMeter, Trouble, Upstream,
-    Usage,
+    Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
+    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Snippet,
+    StreamMeter, Trouble, Upstream, Usage,
 };
 
 /// OpenAI's half of the proxy.
@@ -147,6 +147,32 @@ impl ProviderApi for OpenAiApi {
             headers: vec![("content-type".into(), "application/json".into())],
             body: json_bytes(&body),
         }
+    }
+
+    fn sdk_snippets(&self, base: &str, key: &str) -> Vec<Snippet> {
+        vec![
+            Snippet {
+                language: Language::Python,
+                label: "Python · openai",
+                code: format!(
+                    "from openai import OpenAI\n\nclient = OpenAI(base_url=\"{base}/openai/v1\", api_key=\"{key}\")\nreply = client.chat.completions.create(\n    model=\"gpt-4o-mini\",\n    messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}],\n)\nprint(reply.choices[0].message.content)"
+                ),
+            },
+            Snippet {
+                language: Language::JavaScript,
+                label: "JavaScript · openai",
+                code: format!(
+                    "import OpenAI from \"openai\";\n\nconst client = new OpenAI({{ baseURL: \"{base}/openai/v1\", apiKey: \"{key}\" }});\nconst reply = await client.chat.completions.create({{\n  model: \"gpt-4o-mini\",\n  messages: [{{ role: \"user\", content: \"Hello!\" }}],\n}});\nconsole.log(reply.choices[0].message.content);"
+                ),
+            },
+            Snippet {
+                language: Language::Shell,
+                label: "curl",
+                code: format!(
+                    "curl {base}/openai/v1/chat/completions \\\n  -H \"Authorization: Bearer {key}\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"gpt-4o-mini\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
+                ),
+            },
+        ]
     }
 
     fn reply_text(&self, body: &[u8]) -> Option<String> {

@@ -16,7 +16,7 @@ use crate::hub::apps::{AppInput, AppView, BindingInput};
 use crate::hub::connections::ConnectionView;
 use crate::hub::{Hub, HubError};
 use crate::money::MicroUsd;
-use crate::providers::Provider;
+use crate::providers::{self, Provider, Snippet};
 
 // ---- JSON API ----
 
@@ -485,52 +485,15 @@ fn dollars_for_input(m: MicroUsd) -> String {
     m.to_string().trim_start_matches('$').to_string()
 }
 
-/// The SDK snippets for an app key, each with the right base URL for this Hub.
+/// The SDK snippets for an app key, each with the right base URL for this Hub: every
+/// provider's Python, then JavaScript, then the shell.
 pub fn snippets(base: &str, key: &str) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "Python · openai",
-            format!(
-                "from openai import OpenAI\n\nclient = OpenAI(base_url=\"{base}/openai/v1\", api_key=\"{key}\")\nreply = client.chat.completions.create(\n    model=\"gpt-4o-mini\",\n    messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}],\n)\nprint(reply.choices[0].message.content)"
-            ),
-        ),
-        (
-            "Python · anthropic",
-            format!(
-                "import anthropic\n\nclient = anthropic.Anthropic(base_url=\"{base}/anthropic\", api_key=\"{key}\")\nreply = client.messages.create(\n    model=\"claude-haiku-4-5\", max_tokens=256,\n    messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}],\n)\nprint(reply.content[0].text)"
-            ),
-        ),
-        (
-            "Python · google-genai",
-            format!(
-                "from google import genai\nfrom google.genai import types\n\nclient = genai.Client(api_key=\"{key}\",\n    http_options=types.HttpOptions(base_url=\"{base}/gemini\"))\nreply = client.models.generate_content(model=\"gemini-2.5-flash\", contents=\"Hello!\")\nprint(reply.text)"
-            ),
-        ),
-        (
-            "JavaScript · openai",
-            format!(
-                "import OpenAI from \"openai\";\n\nconst client = new OpenAI({{ baseURL: \"{base}/openai/v1\", apiKey: \"{key}\" }});\nconst reply = await client.chat.completions.create({{\n  model: \"gpt-4o-mini\",\n  messages: [{{ role: \"user\", content: \"Hello!\" }}],\n}});\nconsole.log(reply.choices[0].message.content);"
-            ),
-        ),
-        (
-            "JavaScript · @anthropic-ai/sdk",
-            format!(
-                "import Anthropic from \"@anthropic-ai/sdk\";\n\nconst client = new Anthropic({{ baseURL: \"{base}/anthropic\", apiKey: \"{key}\" }});\nconst reply = await client.messages.create({{\n  model: \"claude-haiku-4-5\", max_tokens: 256,\n  messages: [{{ role: \"user\", content: \"Hello!\" }}],\n}});\nconsole.log(reply.content[0].text);"
-            ),
-        ),
-        (
-            "JavaScript · @google/genai",
-            format!(
-                "import {{ GoogleGenAI }} from \"@google/genai\";\n\nconst ai = new GoogleGenAI({{ apiKey: \"{key}\", httpOptions: {{ baseUrl: \"{base}/gemini\" }} }});\nconst reply = await ai.models.generateContent({{ model: \"gemini-2.5-flash\", contents: \"Hello!\" }});\nconsole.log(reply.text);"
-            ),
-        ),
-        (
-            "curl",
-            format!(
-                "curl {base}/openai/v1/chat/completions \\\n  -H \"Authorization: Bearer {key}\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"gpt-4o-mini\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
-            ),
-        ),
-    ]
+    let mut all: Vec<Snippet> = Provider::ALL
+        .iter()
+        .flat_map(|&p| providers::api(p).sdk_snippets(base, key))
+        .collect();
+    all.sort_by_key(|s| s.language);
+    all.into_iter().map(|s| (s.label, s.code)).collect()
 }
 
 fn settings_input(form: &SettingsForm) -> Result<AppInput, HubError> {

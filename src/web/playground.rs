@@ -299,21 +299,6 @@ async fn through_gateway(gateway: &Gateway, ask: &Ask, stream: bool) -> Outgoing
         .await
 }
 
-/// The message of an error body in any of the three providers' shapes.
-fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let e = if v.is_array() {
-                &v[0]["error"]
-            } else {
-                &v["error"]
-            };
-            e["message"].as_str().map(str::to_string)
-        })
-        .unwrap_or_else(|| "The request failed.".to_string())
-}
-
 /// Without JavaScript: ask, wait for the whole answer, show it.
 pub async fn ask(
     hub: web::Data<Hub>,
@@ -350,7 +335,13 @@ pub async fn ask(
     let (reply, error) = if out.status < 400 {
         (api.reply_text(&body), None)
     } else {
-        (None, Some(error_message(&body)))
+        (
+            None,
+            Some(
+                api.error_message(&body)
+                    .unwrap_or_else(|| "The request failed.".to_string()),
+            ),
+        )
     };
     let exchange = Exchange {
         model: ask.model.clone(),

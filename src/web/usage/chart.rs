@@ -60,11 +60,7 @@ impl Chart {
 
 /// The colour each provider's spend is drawn in.
 pub fn colour(provider: Provider) -> &'static str {
-    match provider {
-        Provider::OpenAi => "#10a37f",
-        Provider::Anthropic => "#d97757",
-        Provider::Gemini => "#4285f4",
-    }
+    provider.colour()
 }
 
 /// Lays out one stacked bar per day in `days` from (day, provider, cost) rows.
