@@ -415,10 +415,13 @@ impl Translator for Stream {
 
 /// `POST /v1/embeddings` for a Gemini model: the native path and body.
 pub(super) fn embed_request(target: &Target, body: &Value) -> Result<(String, Bytes), Invalid> {
-    if let Some(f) = body["encoding_format"].as_str().filter(|f| *f != "float") {
+    if let Some(f) = body["encoding_format"]
+        .as_str()
+        .filter(|f| *f != "float" && *f != "base64")
+    {
         return Err(Invalid::param(
             "encoding_format",
-            format!("{f} is not available for Gemini models; use float"),
+            format!("{f} is not an encoding; use float or base64"),
         ));
     }
     if let Some((k, _)) = body.as_object().and_then(|o| {
@@ -471,7 +474,47 @@ pub(super) fn embed_request(target: &Target, body: &Value) -> Result<(String, By
     ))
 }
 
-pub(super) fn embed_response(out: Outgoing, model: &str, native_len: usize) -> Outgoing {
+/// How the app asked for the vectors: JSON numbers, or base64 of little-endian `f32`s (what
+/// the openai SDK asks for by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Encoding {
+    Float,
+    Base64,
+}
+
+impl Encoding {
+    pub(super) fn of(body: &Value) -> Encoding {
+        if body["encoding_format"] == "base64" {
+            Encoding::Base64
+        } else {
+            Encoding::Float
+        }
+    }
+
+    fn encode(self, values: &Value) -> Value {
+        match self {
+            Encoding::Float => values.clone(),
+            Encoding::Base64 => {
+                use base64::Engine;
+                let bytes: Vec<u8> = values
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .flat_map(|x| (x.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
+                    .collect();
+                Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+        }
+    }
+}
+
+pub(super) fn embed_response(
+    out: Outgoing,
+    model: &str,
+    native_len: usize,
+    encoding: Encoding,
+) -> Outgoing {
     if !(200..300).contains(&out.status) {
         return to_openai_error(Provider::Gemini, out);
     }
@@ -497,7 +540,7 @@ pub(super) fn embed_response(out: Outgoing, model: &str, native_len: usize) -> O
         .unwrap_or(&[])
         .iter()
         .enumerate()
-        .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e["values"]}))
+        .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": encoding.encode(&e["values"])}))
         .collect();
     // Gemini reports no usage for embeddings; the gateway bills its estimate of the request
     // (one token per 4 bytes), and the app is told the same number.
@@ -737,7 +780,7 @@ data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo\"},{\"functionCal
         assert!(
             embed_request(
                 &t,
-                &json!({"model": "m", "input": "a", "encoding_format": "base64"})
+                &json!({"model": "m", "input": "a", "encoding_format": "hex"})
             )
             .is_err()
         );
@@ -748,7 +791,9 @@ data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo\"},{\"functionCal
                 b"{\"embeddings\":[{\"values\":[0.5]},{\"values\":[0.25]}]}",
             )),
         };
-        let OutBody::Full(b) = embed_response(out, "gemini-embedding-001", 10).body else {
+        let OutBody::Full(b) =
+            embed_response(out, "gemini-embedding-001", 10, Encoding::Float).body
+        else {
             panic!()
         };
         let v: Value = serde_json::from_slice(&b).unwrap();
@@ -757,5 +802,14 @@ data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo\"},{\"functionCal
             json!({"object": "embedding", "index": 1, "embedding": [0.25]})
         );
         assert_eq!(v["usage"]["prompt_tokens"], 3);
+        let b64 = Encoding::Base64.encode(&json!([0.5, -1.0]));
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            bytes,
+            [0.5f32.to_le_bytes(), (-1.0f32).to_le_bytes()].concat()
+        );
     }
 }

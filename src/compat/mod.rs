@@ -113,7 +113,8 @@ pub async fn embeddings(gateway: &Gateway, catalog: &Catalog, call: Call) -> Out
             };
             let head = head(Provider::Gemini, &path, "", &call.headers);
             let len = body.len();
-            gemini::embed_response(send(gateway, head, body).await, &asked, len)
+            let encoding = gemini::Encoding::of(&parsed);
+            gemini::embed_response(send(gateway, head, body).await, &asked, len, encoding)
         }
         Provider::Anthropic => openai_error(
             404,
