@@ -139,9 +139,41 @@ pub async fn models(
         .all()
         .iter()
         .filter(|m| providers.contains(&m.provider))
-        .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.as_str()}))
+        .map(|m| model_object(&m.id, m.provider))
         .collect();
     json_outgoing(200, &json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{id}`: one model this app reaches, by any name `/v1` accepts.
+pub async fn model(
+    gateway: &Gateway,
+    catalog: &Catalog,
+    headers: &[(String, String)],
+    id: &str,
+) -> Outgoing {
+    let providers = match gateway.app_providers(headers).await {
+        Ok(p) => p,
+        Err(refused) => return to_openai_error(Provider::OpenAi, refused),
+    };
+    match resolve_model(catalog, id) {
+        Ok(t) if providers.contains(&t.provider) => {
+            json_outgoing(200, &model_object(id, t.provider))
+        }
+        Ok(t) => openai_error(
+            404,
+            Refusal::ModelNotAvailable.as_str(),
+            &format!(
+                "Model not available: this app has no {} connection. Bind one on the Apps page.",
+                t.provider.display_name()
+            ),
+            None,
+        ),
+        Err(msg) => openai_error(404, Refusal::ModelNotAvailable.as_str(), &msg, None),
+    }
+}
+
+fn model_object(id: &str, provider: Provider) -> Value {
+    json!({"id": id, "object": "model", "created": 0, "owned_by": provider.as_str()})
 }
 
 /// Any other path under `/v1`.

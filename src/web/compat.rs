@@ -16,6 +16,7 @@ pub fn mount(cfg: &mut web::ServiceConfig) {
         web::scope("/v1")
             .route("/chat/completions", web::post().to(chat))
             .route("/models", web::get().to(models))
+            .route("/models/{id:.+}", web::get().to(model))
             .route("/embeddings", web::post().to(embeddings))
             .default_service(web::to(not_found)),
     );
@@ -69,6 +70,15 @@ async fn models(
     req: HttpRequest,
 ) -> HttpResponse {
     respond(compat::models(&gateway, hub.catalog(), &headers(&req)).await)
+}
+
+async fn model(
+    hub: web::Data<Hub>,
+    gateway: web::Data<Gateway>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
+    respond(compat::model(&gateway, hub.catalog(), &headers(&req), &id).await)
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

@@ -158,6 +158,9 @@ def test_gemini_embeddings(hub, client):
 def test_models_list_every_provider(client):
     ids = {m.id for m in client.models.list()}
     assert {CLAUDE, GEMINI, "gpt-4o-mini"} <= ids
+    assert client.models.retrieve("anthropic/claude-future-9").owned_by == "anthropic"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("mystery-model")
 
 
 # ---------------------------------------------------------------- tools and structured output
