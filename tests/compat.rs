@@ -427,7 +427,9 @@ async fn a_native_surface_points_a_foreign_model_to_v1() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "model_not_available");
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("/v1"),
+        v["error"]["message"].as_str().unwrap().contains(
+            "served by Anthropic, not OpenAI. Call it through the OpenAI-compatible base URL /v1"
+        ),
         "{body}"
     );
 }

@@ -331,7 +331,7 @@ impl Gateway {
             .find(|&other| self.hub().catalog().resolve(other, name).is_some());
         match elsewhere {
             Some(other) => format!(
-                "Model not available: {name} is a {} model, not a {} one. Call it through the OpenAI-compatible base URL /v1 (any model, with this app key) or through /{other}.",
+                "Model not available: {name} is served by {}, not {}. Call it through the OpenAI-compatible base URL /v1 (any model, with this app key) or through /{other}.",
                 other.display_name(),
                 p.display_name()
             ),
