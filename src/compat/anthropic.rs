@@ -139,8 +139,12 @@ fn messages(turns: &[Turn]) -> Value {
     for turn in turns {
         let (role, blocks) = match turn {
             Turn::User(parts) => ("user", parts.iter().filter_map(user_block).collect()),
-            Turn::Assistant { text, calls } => {
-                let mut blocks = Vec::new();
+            Turn::Assistant {
+                text,
+                calls,
+                thinking,
+            } => {
+                let mut blocks = thinking.clone();
                 if !text.is_empty() {
                     blocks.push(json!({"type": "text", "text": text}));
                 }
@@ -296,7 +300,17 @@ fn completion(v: &Value, model: &str) -> Value {
             json!({"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": b["input"].to_string()}})
         })
         .collect();
-    let message = super::message(text, reasoning, calls);
+    let mut message = super::message(text, reasoning, calls);
+    let thinking: Vec<Value> = blocks
+        .iter()
+        .filter(|b| b["type"] == "thinking" || b["type"] == "redacted_thinking")
+        .cloned()
+        .collect();
+    if !thinking.is_empty() {
+        // Handed back in the next request's assistant message, they keep a tool loop with
+        // reasoning valid (LiteLLM's name for the same field).
+        message["thinking_blocks"] = Value::Array(thinking);
+    }
     json!({
         "id": format!("chatcmpl-{}", v["id"].as_str().unwrap_or_default()),
         "object": "chat.completion",
@@ -534,6 +548,18 @@ mod tests {
     }
 
     #[test]
+    fn thinking_blocks_go_back_first_in_their_assistant_turn() {
+        let block = json!({"type": "thinking", "thinking": "hmm", "signature": "sig"});
+        let v = native(json!({"model": "m", "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": "ok", "thinking_blocks": [block],
+             "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t", "content": "1"}]}));
+        assert_eq!(v["messages"][1]["content"][0], block);
+        assert_eq!(v["messages"][1]["content"][1]["type"], "text");
+    }
+
+    #[test]
     fn tool_choices_map() {
         let with = |choice: Value| {
             native(
@@ -625,6 +651,10 @@ mod tests {
         let m = &c["choices"][0]["message"];
         assert_eq!(m["content"], "Checking.");
         assert_eq!(m["reasoning_content"], "hmm");
+        assert_eq!(
+            m["thinking_blocks"],
+            json!([{"type": "thinking", "thinking": "hmm", "signature": "s"}])
+        );
         assert_eq!(m["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
         assert_eq!(m["tool_calls"][0]["id"], "toolu_1");
         assert_eq!(c["choices"][0]["finish_reason"], "tool_calls");

@@ -60,7 +60,7 @@ fn contents(turns: &[Turn], names: &[(String, String)]) -> Result<Value, Invalid
                     .flatten()
                     .collect(),
             ),
-            Turn::Assistant { text, calls } => {
+            Turn::Assistant { text, calls, .. } => {
                 let mut parts = Vec::new();
                 if !text.is_empty() {
                     parts.push(json!({"text": text}));

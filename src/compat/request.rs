@@ -111,8 +111,17 @@ pub struct ToolCall {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Turn {
     User(Vec<Part>),
-    Assistant { text: String, calls: Vec<ToolCall> },
-    Tool { call_id: String, content: String },
+    Assistant {
+        text: String,
+        calls: Vec<ToolCall>,
+        /// Anthropic thinking blocks an earlier answer returned (`thinking_blocks`), sent back
+        /// unchanged as Anthropic requires before a tool result.
+        thinking: Vec<Value>,
+    },
+    Tool {
+        call_id: String,
+        content: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -284,6 +293,7 @@ fn messages(v: &Value) -> Result<(Vec<String>, Vec<Turn>), Invalid> {
                     c => text_only(c, &at)?,
                 },
                 calls: tool_calls(&m["tool_calls"], &at)?,
+                thinking: thinking_blocks(&m["thinking_blocks"]),
             }),
             Some("tool") => turns.push(Turn::Tool {
                 call_id: m["tool_call_id"]
@@ -380,6 +390,17 @@ fn image(url: &str, at: &str) -> Result<Image, Invalid> {
         format!("{at}.image_url.url"),
         "must be an http(s) URL or a base64 data URL",
     ))
+}
+
+/// The thinking blocks of an assistant turn, as Anthropic wrote them.
+fn thinking_blocks(v: &Value) -> Vec<Value> {
+    v.as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|b| b["type"] == "thinking" || b["type"] == "redacted_thinking")
+        .cloned()
+        .collect()
 }
 
 fn tool_calls(v: &Value, at: &str) -> Result<Vec<ToolCall>, Invalid> {
@@ -565,7 +586,8 @@ mod tests {
                     id: "call_1".into(),
                     name: "f".into(),
                     arguments: json!({"a": 1})
-                }]
+                }],
+                thinking: Vec::new(),
             }
         );
         assert_eq!(
