@@ -300,3 +300,27 @@ def test_gemini_agent_loop_with_tools(client):
     ]
     second = client.chat.completions.create(model=GEMINI, messages=messages, tools=[WEATHER_TOOL])
     assert second.choices[0].message.content
+
+
+# ---------------------------------------------------------------- LangChain
+
+
+def test_langchain_chat_openai_with_claude(hub, key):
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city."""
+        return "4C"
+
+    llm = ChatOpenAI(model=CLAUDE, api_key=key, base_url=f"{hub.base}/v1", max_retries=0)
+    before = hub.usage_count()
+    reply = llm.invoke("Tell me about lighthouses.")
+    assert reply.content
+    assert reply.usage_metadata["input_tokens"] == last_row(hub, before)["input_tokens"]
+    called = llm.bind_tools([get_weather], tool_choice="get_weather").invoke("Weather in Oslo?")
+    assert called.tool_calls[0]["name"] == "get_weather"
+    assert "city" in called.tool_calls[0]["args"]
+    chunks = list(llm.stream("Tell me about lighthouses."))
+    assert "".join(c.content for c in chunks)
