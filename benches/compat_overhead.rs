@@ -6,83 +6,19 @@
 //! Run with `cargo bench --bench compat_overhead` (release build).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{PASSPHRASE, ms, percentile, spawn};
 
 const WARMUP: usize = 200;
 const SAMPLES: usize = 2000;
-const PASSPHRASE: &str = "benchmark passphrase only";
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_hub(data: &str) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_workshop-hub"))
-        .args([
-            "serve",
-            "--offline",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data,
-        ])
-        .env("WORKSHOP_HUB_PASSPHRASE", PASSPHRASE)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (Proc(child), base)
-}
-
-fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p) as usize]
-}
-
-async fn app_key(client: &reqwest::Client, hub: &str) -> String {
-    let session = client
-        .post(format!("{hub}/api/v1/session"))
-        .json(&json!({"passphrase": PASSPHRASE}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = session.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let app: Value = client
-        .post(format!("{hub}/api/v1/apps"))
-        .header("cookie", &cookie)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    // Enough credits that no request is refused.
+/// An app key on a Hub with enough credits that no request is refused.
+async fn funded_app_key(client: &reqwest::Client, hub: &str) -> String {
+    let (cookie, key) = support::app_key(client, hub).await;
     client
         .post(format!("{hub}/api/v1/credits"))
         .header("cookie", &cookie)
@@ -90,7 +26,7 @@ async fn app_key(client: &reqwest::Client, hub: &str) -> String {
         .send()
         .await
         .unwrap();
-    app["key"].as_str().unwrap().to_string()
+    key
 }
 
 struct Route {
@@ -150,9 +86,19 @@ async fn main() {
     workshop_hub::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (_hub, hub) = spawn_hub(data.to_str().unwrap());
+    let (_hub, hub) = spawn(
+        &[
+            "serve",
+            "--offline",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[("WORKSHOP_HUB_PASSPHRASE", PASSPHRASE)],
+    );
     let client = reqwest::Client::new();
-    let key = app_key(&client, &hub).await;
+    let key = funded_app_key(&client, &hub).await;
     for stream in [false, true] {
         let native = Route {
             url: format!("{hub}/anthropic/v1/messages"),
@@ -176,8 +122,4 @@ async fn main() {
         };
         compare(&client, &native, &compat, what).await;
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
