@@ -5,54 +5,15 @@
 //! Run with `cargo bench --bench gateway_overhead` (release build).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use serde_json::{Value, json};
+use std::time::Instant;
+
+use serde_json::json;
+use support::{PASSPHRASE, app_key, median, ms, percentile, spawn};
 
 const WARMUP: usize = 300;
 const SAMPLES: usize = 3000;
-const PASSPHRASE: &str = "benchmark passphrase only";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Proc, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workshop-hub"));
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.env("RUST_LOG", "warn");
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (Proc(child), base)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p) as usize]
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -79,30 +40,7 @@ async fn main() {
         ],
     );
     let client = reqwest::Client::new();
-    let session = client
-        .post(format!("{hub}/api/v1/session"))
-        .json(&json!({"passphrase": PASSPHRASE}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = session.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let app: Value = client
-        .post(format!("{hub}/api/v1/apps"))
-        .header("cookie", cookie)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app_key = app["key"].as_str().unwrap().to_string();
+    let (_, app_key) = app_key(&client, &hub).await;
     // Plenty of credits so no request is refused.
     let body = json!({"model": "gpt-4o-mini", "max_completion_tokens": 16,
                       "messages": [{"role": "user", "content": "Say hi"}]});
@@ -157,8 +95,4 @@ async fn main() {
         ms(added),
         ms(g50) / ms(b50)
     );
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

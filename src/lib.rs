@@ -4,6 +4,7 @@
 pub mod app;
 pub mod catalog;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod emulator;
 pub mod gateway;

@@ -273,7 +273,7 @@ impl Gateway {
         Ok((model, tokens, budget, hold))
     }
 
-    async fn authenticate(
+    pub(super) async fn authenticate(
         &self,
         api: &dyn ProviderApi,
         head: &Head,
@@ -384,12 +384,29 @@ impl Gateway {
             return Err(refusal(
                 p,
                 Refusal::ModelNotAvailable,
-                &format!(
-                    "Model not available: {name} has no price in the Hub's catalog, so managed credits cannot pay for it. Pick a model from the Models page, or add its price in prices.json."
-                ),
+                &self.unpriced_model_message(p, name),
             ));
         }
         Ok(model)
+    }
+
+    /// Why a managed call's model cannot be paid for; a model of another provider gets a hint
+    /// to the surface that serves it.
+    fn unpriced_model_message(&self, p: Provider, name: &str) -> String {
+        let elsewhere = Provider::ALL
+            .into_iter()
+            .filter(|&other| other != p)
+            .find(|&other| self.hub().catalog().resolve(other, name).is_some());
+        match elsewhere {
+            Some(other) => format!(
+                "Model not available: {name} is served by {}, not {}. Call it through the OpenAI-compatible base URL /v1 (any model, with this app key) or through /{other}.",
+                other.display_name(),
+                p.display_name()
+            ),
+            None => format!(
+                "Model not available: {name} has no price in the Hub's catalog, so managed credits cannot pay for it. Pick a model from the Models page, or add its price in prices.json."
+            ),
+        }
     }
 
     /// Reserves the request's estimated tokens (its input and the most it may write) under
@@ -470,7 +487,7 @@ impl Gateway {
     }
 }
 
-fn locked(p: Provider) -> Outgoing {
+pub(super) fn locked(p: Provider) -> Outgoing {
     refusal(
         p,
         Refusal::HubLocked,

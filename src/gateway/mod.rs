@@ -9,6 +9,7 @@
 mod admit;
 mod body;
 mod cache;
+mod compat_support;
 mod forward;
 pub mod limits;
 mod record;

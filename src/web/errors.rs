@@ -21,7 +21,7 @@ impl Surface {
     pub fn of(path: &str) -> Surface {
         if path.starts_with("/api/") || path == "/healthz" {
             Surface::Api
-        } else if ["/openai/", "/anthropic/", "/gemini/", "/emulator/"]
+        } else if ["/v1/", "/openai/", "/anthropic/", "/gemini/", "/emulator/"]
             .iter()
             .any(|p| path.starts_with(p))
         {

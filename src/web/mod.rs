@@ -5,6 +5,7 @@ pub mod api;
 pub mod apps;
 pub mod assets;
 pub mod auth;
+pub mod compat;
 pub mod connections;
 pub mod emulator;
 pub mod errors;
@@ -160,6 +161,7 @@ pub fn app(
         .app_data(web::Data::new(hosts))
         // The gateway first: app calls are the hot path and match on a static prefix.
         .configure(proxy::mount)
+        .configure(compat::mount)
         .configure(routes)
         .configure(|cfg| emulator::mount(cfg, emulator))
         .default_service(web::to(errors::not_found))
