@@ -17,6 +17,7 @@ pub fn openai_error(status: u16, code: &str, message: &str, retry_after: Option<
         status,
         headers,
         body: OutBody::Full(error_body(status, code, message)),
+        refused: None,
     }
 }
 

@@ -790,6 +790,7 @@ data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo\"},{\"functionCal
             body: OutBody::Full(Bytes::from_static(
                 b"{\"embeddings\":[{\"values\":[0.5]},{\"values\":[0.25]}]}",
             )),
+            refused: None,
         };
         let OutBody::Full(b) =
             embed_response(out, "gemini-embedding-001", 10, Encoding::Float).body

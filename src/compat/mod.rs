@@ -314,6 +314,7 @@ fn translated(
                 ("cache-control".into(), "no-cache".into()),
             ],
             body: OutBody::Stream(stream::translate(body, translator())),
+            refused: None,
         },
         OutBody::Full(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => json_outgoing(out.status, &whole(&v)),
@@ -361,6 +362,7 @@ fn json_outgoing(status: u16, value: &Value) -> Outgoing {
         status,
         headers: vec![("content-type".into(), "application/json".into())],
         body: OutBody::Full(Bytes::from(value.to_string())),
+        refused: None,
     }
 }
 

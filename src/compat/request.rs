@@ -84,6 +84,7 @@ impl Invalid {
             status: 400,
             headers: vec![("content-type".into(), "application/json".into())],
             body: OutBody::Full(Bytes::from(body.to_string())),
+            refused: None,
         }
     }
 }

@@ -271,21 +271,14 @@ def test_a_cut_stream_raises_and_is_recorded_as_estimated(hub, client, model):
     assert row["surface"] == "compatible"
 
 
-# ---------------------------------------------------------------- waiting for the emulator
-# The built-in emulator on this branch answers Claude's `output_config` with prose and never
-# makes Gemini function calls; the translation for both is unit-tested in src/compat/. These
-# must fail until the emulator learns them (strict), and then pass unchanged.
-
-NEEDS_EMULATOR = "needs the emulator's structured outputs and Gemini function calls"
+# ---------------------------------------------------------------- structured output and agents
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_EMULATOR)
 def test_claude_structured_output_parses(client):
     reply = client.chat.completions.parse(model=CLAUDE, messages=say("Name a city as JSON."), response_format=City)
     assert isinstance(reply.choices[0].message.parsed, City)
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_EMULATOR)
 def test_gemini_agent_loop_with_tools(client):
     first = client.chat.completions.create(
         model=GEMINI, messages=say("What is the weather in Oslo?"), tools=[WEATHER_TOOL], tool_choice="required"
