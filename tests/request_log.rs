@@ -169,6 +169,21 @@ fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
     all
 }
 
+/// A request's detail once its bodies are stored: they are sealed and written just after the
+/// usage record, so the app's answer never waits for them.
+async fn detail_with_bodies(door: &Door, id: &Value) -> Value {
+    for _ in 0..100 {
+        let detail = door
+            .api("GET", &format!("/api/v1/usage/requests/{id}"), Value::Null)
+            .await;
+        if detail.get("bodies").is_some() {
+            return detail;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("request {id} never had its bodies kept");
+}
+
 #[tokio::test]
 async fn bodies_are_sealed_at_rest_and_shown_only_unlocked() {
     let emulator = Emulator::start();
@@ -195,13 +210,7 @@ async fn bodies_are_sealed_at_rest_and_shown_only_unlocked() {
         .unwrap()
         .clone();
     for row in &rows {
-        let detail = door
-            .api(
-                "GET",
-                &format!("/api/v1/usage/requests/{}", row["id"]),
-                Value::Null,
-            )
-            .await;
+        let detail = detail_with_bodies(&door, &row["id"]).await;
         let bodies = &detail["bodies"];
         assert!(
             bodies["request"].as_str().unwrap().contains(MARKER),
@@ -210,13 +219,7 @@ async fn bodies_are_sealed_at_rest_and_shown_only_unlocked() {
         assert!(!bodies["response"].as_str().unwrap().is_empty());
         assert_eq!(bodies["request_truncated"], false);
     }
-    let streamed = door
-        .api(
-            "GET",
-            &format!("/api/v1/usage/requests/{}", rows[0]["id"]),
-            Value::Null,
-        )
-        .await;
+    let streamed = detail_with_bodies(&door, &rows[0]["id"]).await;
     assert!(
         streamed["bodies"]["response"]
             .as_str()

@@ -2,10 +2,16 @@
 //! transaction, and each caller learns when its record is durable. Credits and budgets are
 //! settled only after the commit, so the balance in memory always equals the ledger's sum.
 //!
+//! Kept bodies are sealed and stored after that, gathered over a short while into one
+//! transaction of their own, so keeping them costs no caller any time.
+//!
 //! The writer owns only what it writes with (the hub's usage book and the gateway's budgets);
 //! it stops when the last sender, held by the gateway, is dropped.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use super::limits::{BudgetHold, Budgets};
 use crate::hub::{CapturedBodies, UsageBook};
@@ -13,6 +19,9 @@ use crate::ledger::{Hold, UsageRecord};
 use crate::money::MicroUsd;
 
 const MAX_BATCH: usize = 512;
+/// Kept bodies wait at most this long to be stored, or until this many bytes gather.
+const BODIES_WAIT: Duration = Duration::from_millis(50);
+const BODIES_BYTES: usize = 8 * 1024 * 1024;
 
 /// One record to write, with the holds it settles.
 pub struct Job {
@@ -26,14 +35,14 @@ pub struct Job {
 
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl Writer {
     /// Starts the writer on a thread of its own: it blocks on SQLite, so it stays off the
     /// async workers without a hop through the blocking pool for every batch.
     pub fn start(book: UsageBook, budgets: Budgets) -> Writer {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("usage-writer".into())
             .spawn(move || run(&book, &budgets, rx));
@@ -62,9 +71,23 @@ impl Writer {
 }
 
 /// Takes whatever is waiting (up to a batch) and writes it in one transaction, until every
-/// sender is gone.
-fn run(book: &UsageBook, budgets: &Budgets, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
+/// sender is gone; stores the kept bodies when they have waited long enough or grown large.
+fn run(book: &UsageBook, budgets: &Budgets, rx: mpsc::Receiver<Job>) {
+    let mut bodies = Bodies::default();
+    loop {
+        let first = if bodies.is_empty() {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(bodies.wait_left()) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    bodies.store(book);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        let Some(first) = first else { break };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -72,25 +95,69 @@ fn run(book: &UsageBook, budgets: &Budgets, mut rx: mpsc::UnboundedReceiver<Job>
                 Err(_) => break,
             }
         }
-        write_batch(book, budgets, batch);
+        write_batch(book, budgets, batch, &mut bodies);
+        if bodies.is_due() {
+            bodies.store(book);
+        }
     }
+    bodies.store(book);
     tracing::debug!("usage writer stopped");
 }
 
-fn write_batch(book: &UsageBook, budgets: &Budgets, mut batch: Vec<Job>) {
-    let (records, bodies): (Vec<UsageRecord>, Vec<Option<CapturedBodies>>) = batch
+/// Bodies of committed records, waiting to be sealed and stored together.
+#[derive(Default)]
+struct Bodies {
+    waiting: Vec<(i64, CapturedBodies)>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl Bodies {
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    fn add(&mut self, id: i64, bodies: CapturedBodies) {
+        self.bytes += bodies.request.len() + bodies.response.len();
+        self.since.get_or_insert_with(Instant::now);
+        self.waiting.push((id, bodies));
+    }
+
+    fn wait_left(&self) -> Duration {
+        self.since
+            .map_or(Duration::ZERO, |t| BODIES_WAIT.saturating_sub(t.elapsed()))
+    }
+
+    fn is_due(&self) -> bool {
+        self.bytes >= BODIES_BYTES || (!self.is_empty() && self.wait_left().is_zero())
+    }
+
+    fn store(&mut self, book: &UsageBook) {
+        let waiting = std::mem::take(&mut self.waiting);
+        self.bytes = 0;
+        self.since = None;
+        if let Err(e) = book.keep_bodies(waiting) {
+            tracing::error!(error = %e, "request bodies could not be kept");
+        }
+    }
+}
+
+fn write_batch(book: &UsageBook, budgets: &Budgets, mut batch: Vec<Job>, kept: &mut Bodies) {
+    let bodies: Vec<(usize, CapturedBodies)> = batch
         .iter_mut()
-        .map(|j| (j.usage.clone(), j.bodies.take()))
-        .unzip();
-    let ok = match book.commit(&records, &bodies) {
-        Ok(()) => true,
+        .enumerate()
+        .filter_map(|(i, j)| j.bodies.take().map(|b| (i, b)))
+        .collect();
+    let records: Vec<UsageRecord> = batch.iter().map(|j| j.usage.clone()).collect();
+    let ids = match book.commit(&records) {
+        Ok(ids) => Some(ids),
         Err(e) => {
             tracing::error!(error = %e, records = batch.len(), "usage records could not be written");
-            false
+            None
         }
     };
     for job in batch {
-        let (charge, cost) = if ok {
+        let (charge, cost) = if ids.is_some() {
             (job.usage.charge(), job.usage.cost.unwrap_or_default())
         } else {
             (MicroUsd::ZERO, MicroUsd::ZERO)
@@ -101,6 +168,13 @@ fn write_batch(book: &UsageBook, budgets: &Budgets, mut batch: Vec<Job>) {
         }
         if let Some(done) = job.done {
             let _ = done.send(());
+        }
+    }
+    if let Some(ids) = ids {
+        for (i, b) in bodies {
+            if let Some(&id) = ids.get(i) {
+                kept.add(id, b);
+            }
         }
     }
 }

@@ -268,11 +268,9 @@ mod tests {
             record(now - Duration::days(10)),
             record(now),
         ];
-        let bodies = [Some(sealed()), Some(sealed()), Some(sealed())];
-        let ids = hub
-            .store()
-            .insert_usage_with_bodies(&records, &bodies)
-            .unwrap();
+        let ids = hub.store().insert_usage_batch(&records).unwrap();
+        let bodies: Vec<(i64, SealedBodies)> = ids.iter().map(|&id| (id, sealed())).collect();
+        hub.store().insert_bodies(&bodies).unwrap();
         let balance = hub.store().ledger_balance().unwrap();
         let range = DayRange {
             from: (now - Duration::days(60)).format("%Y-%m-%d").to_string(),

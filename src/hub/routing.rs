@@ -60,22 +60,27 @@ pub struct UsageBook {
 }
 
 impl UsageBook {
-    /// Writes the records in one transaction (the caller is the writer's own thread), with
-    /// the bodies captured for them sealed, unless the Hub was locked meanwhile.
-    pub fn commit(
-        &self,
-        records: &[UsageRecord],
-        bodies: &[Option<CapturedBodies>],
-    ) -> Result<(), HubError> {
-        let vault = self.vault.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let sealed: Vec<Option<SealedBodies>> = match vault {
-            Some(vault) => bodies
-                .iter()
-                .map(|b| b.as_ref().map(|b| super::keep::seal(&vault, b)).transpose())
-                .collect::<Result<_, HubError>>()?,
-            None => Vec::new(),
+    /// Writes the records in one transaction (the caller is the writer's own thread) and
+    /// returns their ids, in order.
+    pub fn commit(&self, records: &[UsageRecord]) -> Result<Vec<i64>, HubError> {
+        Ok(self.store.insert_usage_batch(records)?)
+    }
+
+    /// Seals the bodies captured for the records with these ids and stores them in one
+    /// transaction, unless the Hub was locked meanwhile. Done after the records are durable
+    /// and their callers answered, so keeping bodies costs the app no time.
+    pub fn keep_bodies(&self, bodies: Vec<(i64, CapturedBodies)>) -> Result<(), HubError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let Some(vault) = self.vault.read().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return Ok(());
         };
-        self.store.insert_usage_with_bodies(records, &sealed)?;
+        let sealed: Vec<(i64, SealedBodies)> = bodies
+            .iter()
+            .map(|(id, b)| Ok((*id, super::keep::seal(&vault, b)?)))
+            .collect::<Result<_, HubError>>()?;
+        self.store.insert_bodies(&sealed)?;
         Ok(())
     }
 

@@ -30,41 +30,29 @@ impl ToSql for UsageValue<'_> {
     }
 }
 
-/// `INSERT INTO usage_records (day, <every column but id>) VALUES (?1, …)`.
-fn insert_sql() -> String {
-    let columns = &USAGE_COLUMNS[1..];
-    let marks: Vec<String> = (1..=columns.len() + 1).map(|i| format!("?{i}")).collect();
-    format!(
-        "INSERT INTO usage_records (day, {}) VALUES ({})",
-        columns.join(", "),
-        marks.join(", ")
-    )
+/// `INSERT INTO usage_records (day, <every column but id>) VALUES (?1, …)`, built once.
+fn insert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let columns = &USAGE_COLUMNS[1..];
+        let marks: Vec<String> = (1..=columns.len() + 1).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO usage_records (day, {}) VALUES ({})",
+            columns.join(", "),
+            marks.join(", ")
+        )
+    })
 }
 
 impl Store {
     /// Writes a batch of usage records in one transaction: each row, its ledger charge when
     /// billed to credits, and the daily rollup. Returns the new row ids in order.
     pub fn insert_usage_batch(&self, records: &[UsageRecord]) -> Result<Vec<i64>> {
-        self.insert_usage_with_bodies(records, &[])
-    }
-
-    /// The same, with the sealed bodies of some records (`bodies[i]` belongs to
-    /// `records[i]`; missing entries keep none) in the same transaction.
-    pub fn insert_usage_with_bodies(
-        &self,
-        records: &[UsageRecord],
-        bodies: &[Option<SealedBodies>],
-    ) -> Result<Vec<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut ids = Vec::with_capacity(records.len());
         {
-            let mut insert = tx.prepare_cached(&insert_sql())?;
-            let mut keep_bodies = tx.prepare_cached(
-                "INSERT INTO request_bodies (usage_id, seal_id, started_at, request, response,
-                    request_truncated, response_truncated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
+            let mut insert = tx.prepare_cached(insert_sql())?;
             let mut charge = tx.prepare_cached(
                 "INSERT INTO ledger (at, kind, amount_micro_usd, note, usage_id)
                  VALUES (?1, 'charge', ?2, ?3, ?4)",
@@ -80,7 +68,7 @@ impl Store {
                     output_tokens = output_tokens + excluded.output_tokens,
                     cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd",
             )?;
-            for (i, r) in records.iter().enumerate() {
+            for r in records {
                 let started = r.started_at_text();
                 let day = r.started_at.format("%Y-%m-%d").to_string();
                 let values = r.values();
@@ -88,17 +76,6 @@ impl Store {
                     std::iter::once(UsageValue::Text(&day)).chain(values.into_iter().skip(1)),
                 ))?;
                 let id = tx.last_insert_rowid();
-                if let Some(Some(b)) = bodies.get(i) {
-                    keep_bodies.execute(params![
-                        id,
-                        b.seal_id,
-                        started,
-                        b.request,
-                        b.response,
-                        b.request_truncated,
-                        b.response_truncated
-                    ])?;
-                }
                 let amount = r.charge();
                 if amount > MicroUsd::ZERO {
                     let note = format!(
@@ -124,6 +101,34 @@ impl Store {
         }
         tx.commit()?;
         Ok(ids)
+    }
+
+    /// Stores sealed bodies for usage records already written, in one transaction.
+    pub fn insert_bodies(&self, bodies: &[(i64, SealedBodies)]) -> Result<()> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO request_bodies (usage_id, seal_id, started_at, request, response,
+                    request_truncated, response_truncated)
+                 SELECT id, ?2, started_at, ?3, ?4, ?5, ?6 FROM usage_records WHERE id = ?1",
+            )?;
+            for (id, b) in bodies {
+                insert.execute(params![
+                    id,
+                    b.seal_id,
+                    b.request,
+                    b.response,
+                    b.request_truncated,
+                    b.response_truncated
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// The sealed bodies of usage record `usage_id`, if they were kept.
