@@ -18,16 +18,7 @@ impl Billing {
     async fn start() -> Billing {
         let hub = TestHub::start(Launch::default().arg("--offline").unlocked());
         let cookie = sign_in(&hub, PASSPHRASE).await;
-        let app: Value = client()
-            .post(hub.url("/api/v1/apps"))
-            .header("cookie", &cookie)
-            .json(&json!({"name": "billing"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let app = common::create_app(&hub, &cookie, "billing").await;
         Billing {
             key: app["key"].as_str().unwrap().to_string(),
             hub,

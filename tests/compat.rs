@@ -21,16 +21,7 @@ impl Hub {
     async fn start(launch: Launch<'_>) -> Hub {
         let hub = TestHub::start(launch.unlocked());
         let cookie = sign_in(&hub, PASSPHRASE).await;
-        let app: Value = client()
-            .post(hub.url("/api/v1/apps"))
-            .header("cookie", &cookie)
-            .json(&json!({"name": "compat"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let app = common::create_app(&hub, &cookie, "compat").await;
         Hub {
             key: app["key"].as_str().unwrap().to_string(),
             app_id: app["id"].as_str().unwrap().to_string(),

@@ -22,16 +22,7 @@ impl Gateway {
     async fn start(launch: Launch<'_>) -> Gateway {
         let hub = TestHub::start(launch.unlocked());
         let cookie = sign_in(&hub, PASSPHRASE).await;
-        let created: Value = client()
-            .post(hub.url("/api/v1/apps"))
-            .header("cookie", &cookie)
-            .json(&json!({"name": "test app"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let created = common::create_app(&hub, &cookie, "test app").await;
         Gateway {
             key: created["key"].as_str().unwrap().to_string(),
             app_id: created["id"].as_str().unwrap().to_string(),

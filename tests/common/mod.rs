@@ -223,6 +223,20 @@ pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Creates an app through the management API; returns its JSON, key included (shown once).
+pub async fn create_app(hub: &TestHub, cookie: &str, name: &str) -> serde_json::Value {
+    client()
+        .post(hub.url("/api/v1/apps"))
+        .header("cookie", cookie)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Signs in over the API and returns the cookie header value.
 pub async fn sign_in(hub: &TestHub, passphrase: &str) -> String {
     let res = client()
