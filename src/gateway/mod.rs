@@ -250,15 +250,10 @@ fn internal(provider: Provider, e: impl std::fmt::Display) -> Outgoing {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use clap::Parser;
-
     use super::*;
 
     fn hub(dir: &std::path::Path) -> Hub {
-        let cli =
-            crate::cli::Cli::try_parse_from(["workshop-hub", "--data-dir", dir.to_str().unwrap()])
-                .unwrap();
-        Hub::open(crate::config::Config::from_args(&cli.serve).unwrap()).unwrap()
+        crate::hub::test_hub(dir)
     }
 
     #[test]

@@ -207,7 +207,6 @@ pub(super) fn seal(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::Duration;
-    use clap::Parser;
 
     use super::*;
     use crate::ledger::{BilledTo, Surface, UsageRecord};
@@ -216,10 +215,7 @@ mod tests {
     use crate::store::{DayRange, GroupBy};
 
     fn hub(dir: &std::path::Path) -> Hub {
-        let cli =
-            crate::cli::Cli::try_parse_from(["workshop-hub", "--data-dir", dir.to_str().unwrap()])
-                .unwrap();
-        Hub::open(crate::config::Config::from_args(&cli.serve).unwrap()).unwrap()
+        crate::hub::test_hub(dir)
     }
 
     fn record(at: DateTime<Utc>) -> UsageRecord {

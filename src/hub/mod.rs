@@ -189,6 +189,17 @@ impl Hub {
     }
 }
 
+/// A Hub on `dir` with default settings, for unit tests anywhere in the crate.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_hub(dir: &std::path::Path) -> Hub {
+    use clap::Parser;
+    let cli =
+        crate::cli::Cli::try_parse_from(["workshop-hub", "--data-dir", dir.to_str().unwrap()])
+            .unwrap();
+    Hub::open(Config::from_args(&cli.serve).unwrap()).unwrap()
+}
+
 /// Runs a blocking call (Argon2id, SQLite) on the blocking thread pool.
 pub async fn blocking<T, F>(f: F) -> Result<T, HubError>
 where
