@@ -1,0 +1,200 @@
+//! The gateway benchmark: what the Hub adds to a call, side by side with a direct call and
+//! with nginx as a plain reverse proxy, all measured in one run on this machine.
+//!
+//! It starts its own upstreams (nginx answering a canned chat completion and Claude message,
+//! and an in-process streamer sending timestamped chunks at a fixed rate), the Hub with a
+//! BYOK and a managed connection and an app for each, and drives the load with wrk. It prints
+//! a table with ratios and writes it as JSON and Markdown (`target/bench/gateway.{json,md}`).
+//!
+//!   scripts/bench.sh                 the full run (a few minutes)
+//!   scripts/bench.sh --smoke         tiny settings, to prove the bench runs
+//!   scripts/bench.sh --litellm       adds LiteLLM's proxy on the same upstream and load
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod hubs;
+mod litellm;
+mod load;
+mod report;
+mod upstreams;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hubs::HubProc;
+use load::{Call, Point, StreamSeen};
+use report::{Report, Row, Streaming};
+use upstreams::{Nginx, Pace};
+
+/// What the run does, from the command line.
+pub struct Opts {
+    pub smoke: bool,
+    pub litellm: bool,
+    pub secs: f64,
+    pub concurrency: Vec<usize>,
+    pub streams: usize,
+    pub pace: Pace,
+    pub open_streams: usize,
+    pub out: PathBuf,
+}
+
+impl Opts {
+    fn from_args() -> Opts {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let smoke = args.iter().any(|a| a == "--smoke");
+        let litellm = args.iter().any(|a| a == "--litellm");
+        let out = std::env::var("BENCH_OUT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench"));
+        if smoke {
+            return Opts {
+                smoke,
+                litellm,
+                secs: 1.0,
+                concurrency: vec![1, 4],
+                streams: 2,
+                pace: Pace {
+                    chunks: 20,
+                    every: Duration::from_millis(2),
+                },
+                open_streams: 20,
+                out,
+            };
+        }
+        Opts {
+            smoke,
+            litellm,
+            secs: 5.0,
+            concurrency: vec![1, 16, 32],
+            streams: 20,
+            pace: Pace {
+                chunks: 200,
+                every: Duration::from_millis(2),
+            },
+            open_streams: 1000,
+            out,
+        }
+    }
+}
+
+const CHAT: &str = r#"{"model":"gpt-4o-mini","max_completion_tokens":16,"messages":[{"role":"user","content":"Say hi"}]}"#;
+const CLAUDE: &str = r#"{"model":"claude-haiku-4-5-20251001","max_tokens":16,"messages":[{"role":"user","content":"Say hi"}]}"#;
+const CLAUDE_VIA_V1: &str = r#"{"model":"claude-haiku-4-5-20251001","max_tokens":16,"messages":[{"role":"user","content":"Say hi"}]}"#;
+const PROVIDER_KEY: &str = "sk-proj-testBenchUpstreamKeyAAAAAAAAAAAAAAAAAAAAAAAA";
+
+fn bearer(url: String, key: &str, body: &str) -> Call {
+    Call {
+        url,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Authorization".into(), format!("Bearer {key}")),
+        ],
+        body: body.into(),
+    }
+}
+
+fn claude(url: String, key: &str) -> Call {
+    Call {
+        url,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("x-api-key".into(), key.into()),
+            ("anthropic-version".into(), "2023-06-01".into()),
+        ],
+        body: CLAUDE.into(),
+    }
+}
+
+fn main() {
+    workshop_hub::tls::install_crypto_provider();
+    let opts = Opts::from_args();
+    let work = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut report = Report::new(&opts);
+
+    let nginx = Nginx::start(work.path());
+    let hub = runtime.block_on(HubProc::start_with_apps(
+        work.path(),
+        "whole",
+        &nginx.direct,
+        &nginx.direct,
+    ));
+    report.idle_rss_kib = hub.idle_rss_kib;
+    report.startup = hub.startup;
+
+    let whole = [
+        ("direct to the upstream", bearer(format!("{}/v1/chat/completions", nginx.direct), PROVIDER_KEY, CHAT), None),
+        ("nginx as a reverse proxy", bearer(format!("{}/v1/chat/completions", nginx.proxied), PROVIDER_KEY, CHAT), None),
+        ("Workshop Hub, BYOK", bearer(format!("{}/openai/v1/chat/completions", hub.base), &hub.byok_key, CHAT), Some(hub.pid)),
+        ("Workshop Hub, managed (holds, credits)", bearer(format!("{}/openai/v1/chat/completions", hub.base), &hub.managed_key, CHAT), Some(hub.pid)),
+        ("Workshop Hub, Claude native", claude(format!("{}/anthropic/v1/messages", hub.base), &hub.byok_key), Some(hub.pid)),
+        ("Workshop Hub, Claude via /v1 (translated)", bearer(format!("{}/v1/chat/completions", hub.base), &hub.byok_key, CLAUDE_VIA_V1), Some(hub.pid)),
+    ];
+    for (name, call, pid) in &whole {
+        // A short warm-up so connection pools and caches are as in steady use.
+        load::wrk(work.path(), call, 4, 1.0, None);
+        let points: Vec<Point> = opts
+            .concurrency
+            .iter()
+            .map(|&c| load::wrk(work.path(), call, c, opts.secs, *pid))
+            .collect();
+        report.rows.push(Row::new(name, points));
+        eprintln!("measured: {name}");
+    }
+    if opts.litellm {
+        report.litellm = litellm::measure(work.path(), &nginx.direct, &opts);
+    }
+    drop(hub);
+
+    report.streaming = Some(runtime.block_on(streaming(work.path(), &opts, &mut report)));
+    report.print_and_write(&opts);
+    drop(nginx);
+}
+
+/// Streams through the Hub and straight to the streamer, interleaved, then many at once.
+async fn streaming(work: &std::path::Path, opts: &Opts, report: &mut Report) -> Streaming {
+    let streamer = upstreams::start_streamer(opts.pace).await;
+    let hub = HubProc::start_with_apps(work, "streams", &streamer, &streamer).await;
+    let body = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Count"}]}"#;
+    let direct = bearer(format!("{streamer}/v1/chat/completions"), PROVIDER_KEY, body);
+    let via_hub = bearer(format!("{}/openai/v1/chat/completions", hub.base), &hub.byok_key, body);
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    load::stream_once(&client, &direct).await;
+    load::stream_once(&client, &via_hub).await;
+    let (mut base, mut gated): (Vec<StreamSeen>, Vec<StreamSeen>) = (Vec::new(), Vec::new());
+    for _ in 0..opts.streams {
+        base.push(load::stream_once(&client, &direct).await);
+        gated.push(load::stream_once(&client, &via_hub).await);
+    }
+    let mut result = Streaming::from_samples(opts.pace, &base, &gated);
+    eprintln!("measured: streaming");
+
+    let many = many_streams(&hub, &via_hub, opts.open_streams, opts.pace.chunks).await;
+    result.open_streams = opts.open_streams;
+    result.open_streams_completed = many.0;
+    result.open_streams_peak_rss_kib = many.1;
+    report.stream_hub_idle_rss_kib = hub.idle_rss_kib;
+    eprintln!("measured: {} open streams", opts.open_streams);
+    result
+}
+
+/// Opens `count` streams through the Hub at once: how many completed whole, and the Hub's
+/// peak resident memory (its high-water mark, which these streams set).
+async fn many_streams(hub: &HubProc, call: &Call, count: usize, chunks: usize) -> (usize, u64) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let (client, call) = (client.clone(), call.clone());
+            tokio::spawn(async move { load::stream_once(&client, &call).await })
+        })
+        .collect();
+    let mut completed = 0;
+    for task in tasks {
+        if task.await.is_ok_and(|seen| seen.chunks == chunks) {
+            completed += 1;
+        }
+    }
+    (completed, load::status_kib(hub.pid, "VmHWM"))
+}
