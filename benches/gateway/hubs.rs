@@ -49,7 +49,12 @@ fn spawn(data: &Path, openai: &str, anthropic: &str, unlocked: bool) -> (Child, 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_workshop-hub"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
-        .args(["--openai-base-url", openai, "--anthropic-base-url", anthropic])
+        .args([
+            "--openai-base-url",
+            openai,
+            "--anthropic-base-url",
+            anthropic,
+        ])
         .env("WORKSHOP_HUB_MANAGED_OPENAI_KEY", PLATFORM_KEY)
         .env("RUST_LOG", "warn")
         .env_remove("WORKSHOP_HUB_PASSPHRASE")
@@ -75,7 +80,12 @@ fn spawn(data: &Path, openai: &str, anthropic: &str, unlocked: bool) -> (Child, 
 
 impl HubProc {
     /// A Hub whose OpenAI and Anthropic connections reach `openai` and `anthropic`.
-    pub async fn start_with_apps(work: &Path, name: &str, openai: &str, anthropic: &str) -> HubProc {
+    pub async fn start_with_apps(
+        work: &Path,
+        name: &str,
+        openai: &str,
+        anthropic: &str,
+    ) -> HubProc {
         let data = work.join(format!("hub-{name}"));
         let (mut first, base, _) = spawn(&data, openai, anthropic, true);
         let (byok_key, managed_key) = set_up(&base).await;
@@ -122,13 +132,17 @@ async fn set_up(hub: &str) -> (String, String) {
     for provider in ["openai", "anthropic"] {
         let conn: Value = post(
             "/api/v1/connections",
-            json!({"provider": provider, "name": format!("bench {provider}"), "api_key": PROVIDER_KEY}),
+            json!({"provider": provider, "name": format!("bench {provider}"), "api_key": key_for(provider)}),
         )
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+        assert!(
+            conn["id"].is_string(),
+            "adding the {provider} connection failed: {conn}"
+        );
         bound.insert(provider.into(), conn["id"].clone());
     }
     let byok: Value = post("/api/v1/apps", json!({"name": "bench byok"}))
@@ -138,7 +152,10 @@ async fn set_up(hub: &str) -> (String, String) {
         .await
         .unwrap();
     let patched = client
-        .patch(format!("{hub}/api/v1/apps/{}", byok["id"].as_str().unwrap()))
+        .patch(format!(
+            "{hub}/api/v1/apps/{}",
+            byok["id"].as_str().unwrap()
+        ))
         .header("cookie", &cookie)
         .json(&json!({"connections": bound}))
         .send()
@@ -162,6 +179,14 @@ async fn set_up(hub: &str) -> (String, String) {
         byok["key"].as_str().unwrap().to_string(),
         managed["key"].as_str().unwrap().to_string(),
     )
+}
+
+/// A fake key of the shape each provider's keys have.
+fn key_for(provider: &str) -> &'static str {
+    match provider {
+        "anthropic" => "sk-ant-api03-testBenchUpstreamKeyAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        _ => PROVIDER_KEY,
+    }
 }
 
 async fn session(client: &reqwest::Client, hub: &str) -> String {

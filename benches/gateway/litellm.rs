@@ -34,7 +34,14 @@ pub fn measure(work: &Path, upstream: &str, opts: &Opts) -> Option<Point> {
     )
     .ok()?;
     let child = Command::new(&litellm)
-        .args(["--config", config.to_str()?, "--port", &port.to_string(), "--num_workers", "1"])
+        .args([
+            "--config",
+            config.to_str()?,
+            "--port",
+            &port.to_string(),
+            "--num_workers",
+            "1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -53,7 +60,11 @@ pub fn measure(work: &Path, upstream: &str, opts: &Opts) -> Option<Point> {
         headers: vec![("Content-Type".into(), "application/json".into())],
         body: CHAT.into(),
     };
-    let mid = if opts.concurrency.contains(&16) { 16 } else { *opts.concurrency.last()? };
+    let mid = if opts.concurrency.contains(&16) {
+        16
+    } else {
+        *opts.concurrency.last()?
+    };
     load::wrk(work, &call, 4, 2.0, None);
     let point = load::wrk(work, &call, mid, opts.secs, None);
     eprintln!("measured: LiteLLM");
@@ -68,7 +79,12 @@ fn install(out: &Path) -> Option<std::path::PathBuf> {
         return Some(bin);
     }
     eprintln!("installing LiteLLM's proxy into {} (once)", venv.display());
-    let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().ok()?;
+    let made = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .status()
+        .ok()?;
     let pip = venv.join("bin/pip");
     let installed = made.success()
         && Command::new(pip)

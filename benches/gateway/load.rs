@@ -56,6 +56,7 @@ pub fn wrk(work: &Path, call: &Call, connections: usize, secs: f64, pid: Option<
         .output()
         .expect("wrk did not run (scripts/bench.sh installs it)");
     let cpu_after = pid.map(cpu_time);
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -67,9 +68,7 @@ pub fn wrk(work: &Path, call: &Call, connections: usize, secs: f64, pid: Option<
         .collect();
     let requests = f[0] as u64;
     let cpu_us_per_request = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) if requests > 0 => {
-            Some((b - a).as_secs_f64() * 1e6 / requests as f64)
-        }
+        (Some(a), Some(b)) if requests > 0 => Some((b - a).as_secs_f64() * 1e6 / requests as f64),
         _ => None,
     };
     Point {
@@ -88,6 +87,18 @@ fn lua(call: &Call) -> String {
     s += &format!("wrk.body = [==[{}]==]\n", call.body);
     for (name, value) in &call.headers {
         s += &format!("wrk.headers[\"{name}\"] = [==[{value}]==]\n");
+    }
+    if std::env::var_os("BENCH_SHOW_ERRORS").is_some() {
+        // Slows wrk down (every body goes through Lua), so only when asked.
+        s += r#"
+local shown = false
+function response(status, headers, body)
+  if status >= 300 and not shown then
+    shown = true
+    io.stderr:write("first error: " .. status .. " " .. body .. "\n")
+  end
+end
+"#;
     }
     s += r#"
 function done(summary, latency, requests)

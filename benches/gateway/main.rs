@@ -29,6 +29,8 @@ use upstreams::{Nginx, Pace};
 pub struct Opts {
     pub smoke: bool,
     pub litellm: bool,
+    /// Record a CPU profile of the Hub (perf) under BYOK load, instead of the full run.
+    pub profile: bool,
     pub secs: f64,
     pub concurrency: Vec<usize>,
     pub streams: usize,
@@ -42,6 +44,7 @@ impl Opts {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let smoke = args.iter().any(|a| a == "--smoke");
         let litellm = args.iter().any(|a| a == "--litellm");
+        let profile = args.iter().any(|a| a == "--profile");
         let out = std::env::var("BENCH_OUT")
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench"));
@@ -49,6 +52,7 @@ impl Opts {
             return Opts {
                 smoke,
                 litellm,
+                profile,
                 secs: 1.0,
                 concurrency: vec![1, 4],
                 streams: 2,
@@ -63,6 +67,7 @@ impl Opts {
         Opts {
             smoke,
             litellm,
+            profile,
             secs: 5.0,
             concurrency: vec![1, 16, 32],
             streams: 20,
@@ -121,13 +126,66 @@ fn main() {
     report.idle_rss_kib = hub.idle_rss_kib;
     report.startup = hub.startup;
 
+    if opts.profile {
+        let call = bearer(
+            format!("{}/openai/v1/chat/completions", hub.base),
+            &hub.byok_key,
+            CHAT,
+        );
+        profile(work.path(), &opts, &hub, &call);
+        return;
+    }
     let whole = [
-        ("direct to the upstream", bearer(format!("{}/v1/chat/completions", nginx.direct), PROVIDER_KEY, CHAT), None),
-        ("nginx as a reverse proxy", bearer(format!("{}/v1/chat/completions", nginx.proxied), PROVIDER_KEY, CHAT), None),
-        ("Workshop Hub, BYOK", bearer(format!("{}/openai/v1/chat/completions", hub.base), &hub.byok_key, CHAT), Some(hub.pid)),
-        ("Workshop Hub, managed (holds, credits)", bearer(format!("{}/openai/v1/chat/completions", hub.base), &hub.managed_key, CHAT), Some(hub.pid)),
-        ("Workshop Hub, Claude native", claude(format!("{}/anthropic/v1/messages", hub.base), &hub.byok_key), Some(hub.pid)),
-        ("Workshop Hub, Claude via /v1 (translated)", bearer(format!("{}/v1/chat/completions", hub.base), &hub.byok_key, CLAUDE_VIA_V1), Some(hub.pid)),
+        (
+            "direct to the upstream",
+            bearer(
+                format!("{}/v1/chat/completions", nginx.direct),
+                PROVIDER_KEY,
+                CHAT,
+            ),
+            None,
+        ),
+        (
+            "nginx as a reverse proxy",
+            bearer(
+                format!("{}/v1/chat/completions", nginx.proxied),
+                PROVIDER_KEY,
+                CHAT,
+            ),
+            None,
+        ),
+        (
+            "Workshop Hub, BYOK",
+            bearer(
+                format!("{}/openai/v1/chat/completions", hub.base),
+                &hub.byok_key,
+                CHAT,
+            ),
+            Some(hub.pid),
+        ),
+        (
+            "Workshop Hub, managed (holds, credits)",
+            bearer(
+                format!("{}/openai/v1/chat/completions", hub.base),
+                &hub.managed_key,
+                CHAT,
+            ),
+            Some(hub.pid),
+        ),
+        (
+            "Workshop Hub, Claude native",
+            claude(format!("{}/anthropic/v1/messages", hub.base), &hub.byok_key),
+            Some(hub.pid),
+        ),
+        (
+            "Workshop Hub, Claude via /v1 (translated)",
+            bearer(
+                format!("{}/v1/chat/completions", hub.base),
+                &hub.byok_key,
+                CLAUDE_VIA_V1,
+            ),
+            Some(hub.pid),
+        ),
     ];
     for (name, call, pid) in &whole {
         // A short warm-up so connection pools and caches are as in steady use.
@@ -150,14 +208,45 @@ fn main() {
     drop(nginx);
 }
 
+/// Records the Hub's stacks with `perf` while wrk keeps 16 BYOK calls in flight:
+/// `perf report -i target/bench/perf.data` shows where the time goes.
+fn profile(work: &std::path::Path, opts: &Opts, hub: &HubProc, call: &Call) {
+    load::wrk(work, call, 4, 1.0, None);
+    std::fs::create_dir_all(&opts.out).unwrap();
+    let data = opts.out.join("perf.data");
+    let mut perf = std::process::Command::new("perf")
+        .args(["record", "-e", "cpu-clock", "-F", "4000", "-o"])
+        .arg(&data)
+        .args(["-p", &hub.pid.to_string()])
+        .spawn()
+        .expect("perf did not start (apt-get install linux-perf)");
+    let point = load::wrk(work, call, 16, opts.secs, Some(hub.pid));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &perf.id().to_string()])
+        .status();
+    let _ = perf.wait();
+    println!("{point:?}\nprofile: perf report -i {}", data.display());
+}
+
 /// Streams through the Hub and straight to the streamer, interleaved, then many at once.
 async fn streaming(work: &std::path::Path, opts: &Opts, report: &mut Report) -> Streaming {
     let streamer = upstreams::start_streamer(opts.pace).await;
     let hub = HubProc::start_with_apps(work, "streams", &streamer, &streamer).await;
     let body = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Count"}]}"#;
-    let direct = bearer(format!("{streamer}/v1/chat/completions"), PROVIDER_KEY, body);
-    let via_hub = bearer(format!("{}/openai/v1/chat/completions", hub.base), &hub.byok_key, body);
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let direct = bearer(
+        format!("{streamer}/v1/chat/completions"),
+        PROVIDER_KEY,
+        body,
+    );
+    let via_hub = bearer(
+        format!("{}/openai/v1/chat/completions", hub.base),
+        &hub.byok_key,
+        body,
+    );
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
     load::stream_once(&client, &direct).await;
     load::stream_once(&client, &via_hub).await;
     let (mut base, mut gated): (Vec<StreamSeen>, Vec<StreamSeen>) = (Vec::new(), Vec::new());

@@ -128,7 +128,11 @@ impl Report {
     fn check(&mut self, opts: &Opts) {
         let low = opts.concurrency[0];
         let high = *opts.concurrency.last().unwrap();
-        let mid = if opts.concurrency.contains(&16) { 16 } else { high };
+        let mid = if opts.concurrency.contains(&16) {
+            16
+        } else {
+            high
+        };
         let mut checks = Vec::new();
         let (Some(direct), Some(nginx), Some(hub)) = (
             self.row("direct"),
@@ -193,8 +197,10 @@ impl Report {
             }
         }
         if let (Some(native), Some(translated)) = (
-            self.row("Workshop Hub, Claude native").and_then(|r| r.at(low)),
-            self.row("Workshop Hub, Claude via /v1").and_then(|r| r.at(low)),
+            self.row("Workshop Hub, Claude native")
+                .and_then(|r| r.at(low)),
+            self.row("Workshop Hub, Claude via /v1")
+                .and_then(|r| r.at(low)),
         ) {
             let added = translated.p50_us - native.p50_us;
             checks.push(Check {
@@ -235,7 +241,10 @@ impl Report {
             });
             let mib = s.open_streams_peak_rss_kib as f64 / 1024.0;
             checks.push(Check {
-                what: format!("{} concurrent streams all complete, peak RSS < 150 MiB", s.open_streams),
+                what: format!(
+                    "{} concurrent streams all complete, peak RSS < 150 MiB",
+                    s.open_streams
+                ),
                 figure: format!("{} completed, {mib:.1} MiB", s.open_streams_completed),
                 met: Some(s.open_streams_completed == s.open_streams && mib < 150.0),
             });
@@ -275,8 +284,11 @@ impl Report {
         head += " Hub CPU/req |";
         rule += "---:|";
         let _ = writeln!(md, "{head}\n{rule}");
-        let mut rows: Vec<(&str, &[Point])> =
-            self.rows.iter().map(|r| (r.name.as_str(), r.points.as_slice())).collect();
+        let mut rows: Vec<(&str, &[Point])> = self
+            .rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.points.as_slice()))
+            .collect();
         let litellm = self.litellm.map(|p| [p]);
         if let Some(l) = &litellm {
             rows.push(("LiteLLM proxy (1 worker, no database)", l.as_slice()));
@@ -290,7 +302,11 @@ impl Report {
                             md,
                             " {:.0}{} | {} | {} |",
                             p.rps,
-                            if p.errors > 0 { format!(" ({} errors)", p.errors) } else { String::new() },
+                            if p.errors > 0 {
+                                format!(" ({} errors)", p.errors)
+                            } else {
+                                String::new()
+                            },
                             micros(p.p50_us),
                             micros(p.p99_us)
                         );
@@ -299,7 +315,11 @@ impl Report {
                 }
             }
             let cpu = points.last().and_then(|p| p.cpu_us_per_request);
-            let _ = writeln!(md, " {} |", cpu.map_or("–".into(), |c| format!("{c:.0} µs")));
+            let _ = writeln!(
+                md,
+                " {} |",
+                cpu.map_or("–".into(), |c| format!("{c:.0} µs"))
+            );
         }
         if let Some(s) = &self.streaming {
             let _ = writeln!(
@@ -319,11 +339,17 @@ impl Report {
         }
         md += "\n| target | figure | met |\n|---|---|---|\n";
         for c in &self.checks {
-            let _ = writeln!(md, "| {} | {} | {} |", c.what, c.figure, match c.met {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "–",
-            });
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                c.what,
+                c.figure,
+                match c.met {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "–",
+                }
+            );
         }
         md
     }
@@ -368,8 +394,11 @@ fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1.trim().to_string()))
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|x| x.1.trim().to_string())
+            })
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

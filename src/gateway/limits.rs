@@ -81,7 +81,7 @@ impl RateLimits {
             return Ok(());
         };
         let mut apps = self.lock();
-        let cells = apps.entry(app.to_string()).or_default();
+        let cells = cells_of(&mut apps, app);
         cells.requests.tat_us = cells
             .requests
             .try_take(limit, 1, now_us)
@@ -102,7 +102,7 @@ impl RateLimits {
             return Ok(None);
         };
         let mut apps = self.lock();
-        let cells = apps.entry(app.to_string()).or_default();
+        let cells = cells_of(&mut apps, app);
         cells.tokens.tat_us = cells
             .tokens
             .try_take(limit, tokens, now_us)
@@ -121,6 +121,15 @@ impl RateLimits {
             cells.tokens.adjust(r.limit, r.tokens, actual);
         }
     }
+}
+
+/// The app's meters, made on its first request: no key is allocated for the others.
+fn cells_of<'m>(apps: &'m mut HashMap<String, AppCells>, app: &str) -> &'m mut AppCells {
+    if !apps.contains_key(app) {
+        apps.insert(app.to_string(), AppCells::default());
+    }
+    apps.get_mut(app)
+        .unwrap_or_else(|| unreachable!("inserted above"))
 }
 
 fn positive(limit: Option<i64>) -> Option<u64> {

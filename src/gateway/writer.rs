@@ -148,8 +148,7 @@ fn write_batch(book: &UsageBook, budgets: &Budgets, mut batch: Vec<Job>, kept: &
         .enumerate()
         .filter_map(|(i, j)| j.bodies.take().map(|b| (i, b)))
         .collect();
-    let records: Vec<UsageRecord> = batch.iter().map(|j| j.usage.clone()).collect();
-    let ids = match book.commit(&records) {
+    let ids = match book.commit(batch.iter().map(|j| &j.usage)) {
         Ok(ids) => Some(ids),
         Err(e) => {
             tracing::error!(error = %e, records = batch.len(), "usage records could not be written");

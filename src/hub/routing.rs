@@ -62,7 +62,10 @@ pub struct UsageBook {
 impl UsageBook {
     /// Writes the records in one transaction (the caller is the writer's own thread) and
     /// returns their ids, in order.
-    pub fn commit(&self, records: &[UsageRecord]) -> Result<Vec<i64>, HubError> {
+    pub fn commit<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a UsageRecord>,
+    ) -> Result<Vec<i64>, HubError> {
         Ok(self.store.insert_usage_batch(records)?)
     }
 

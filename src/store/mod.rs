@@ -1,7 +1,12 @@
 //! SQLite storage: the only place with SQL. WAL mode, foreign keys, secure delete, ordered
 //! append-only migrations, and file modes that keep the data to its owner.
+//!
+//! Usage records have a connection of their own, so the gateway's commits never wait behind
+//! a page's query; and no commit ever runs a checkpoint: a background thread does, so the
+//! WAL's copy back into the database (and its fsync) is off every request's path.
 
 mod apps;
+mod checkpoint;
 mod connections;
 mod filter;
 mod migrations;
@@ -58,10 +63,13 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The Hub's database. One connection behind a mutex: SQLite serialises writers anyway,
-/// and every call is short. Callers on async workers run store calls on blocking threads.
+/// The Hub's database. One connection behind a mutex for everything but usage records,
+/// which the gateway's writer commits on a second one; SQLite serialises the writers, and
+/// every call is short. Callers on async workers run store calls on blocking threads.
 pub struct Store {
     conn: Mutex<Connection>,
+    usage: Mutex<Connection>,
+    _checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
 }
 
@@ -82,8 +90,12 @@ impl Store {
         quick_check(&conn, &path)?;
         migrations::apply(&conn, &path)?;
         tighten_sidecar_files(&path);
+        let usage = open_more(&path)?;
+        let checkpointer = checkpoint::Checkpointer::start(open_more(&path)?);
         Ok(Store {
             conn: Mutex::new(conn),
+            usage: Mutex::new(usage),
+            _checkpointer: checkpointer,
             path,
         })
     }
@@ -96,6 +108,11 @@ impl Store {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back on drop), so a poisoned lock is still safe to use.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection usage records and their bodies are written on.
+    pub(crate) fn usage_conn(&self) -> MutexGuard<'_, Connection> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Moves the WAL back into the database and truncates it, so deleted secrets do not
@@ -113,7 +130,17 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
+    // Commits never checkpoint; the checkpointer thread does (see `checkpoint`).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_SIZE_LIMIT)?;
     Ok(())
+}
+
+/// Another connection to the already opened and migrated database.
+fn open_more(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| damaged(path, &e.to_string()))?;
+    configure(&conn)?;
+    Ok(conn)
 }
 
 fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
@@ -208,6 +235,37 @@ mod tests {
             if p.exists() {
                 assert_eq!(mode(&p), 0o600, "{suffix}");
             }
+        }
+    }
+
+    #[test]
+    fn commits_never_checkpoint_and_the_checkpointer_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for conn in [store.conn(), store.usage_conn()] {
+            let auto: i64 = conn
+                .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(auto, 0, "a commit would run a checkpoint");
+        }
+        let db_bytes = || fs::metadata(store.path()).unwrap().len();
+        let before = db_bytes();
+        {
+            let conn = store.usage_conn();
+            conn.execute_batch("CREATE TABLE filler (x BLOB);").unwrap();
+            for _ in 0..64 {
+                conn.execute("INSERT INTO filler VALUES (randomblob(4096))", [])
+                    .unwrap();
+            }
+        }
+        // Only a checkpoint moves pages from the WAL into the database file.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while db_bytes() < before + 64 * 4096 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the checkpointer never copied the WAL back"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 

@@ -47,10 +47,14 @@ fn insert_sql() -> &'static str {
 impl Store {
     /// Writes a batch of usage records in one transaction: each row, its ledger charge when
     /// billed to credits, and the daily rollup. Returns the new row ids in order.
-    pub fn insert_usage_batch(&self, records: &[UsageRecord]) -> Result<Vec<i64>> {
-        let mut conn = self.conn();
+    pub fn insert_usage_batch<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a UsageRecord>,
+    ) -> Result<Vec<i64>> {
+        let records = records.into_iter();
+        let mut conn = self.usage_conn();
         let tx = conn.transaction()?;
-        let mut ids = Vec::with_capacity(records.len());
+        let mut ids = Vec::with_capacity(records.size_hint().0);
         {
             let mut insert = tx.prepare_cached(insert_sql())?;
             let mut charge = tx.prepare_cached(
@@ -108,7 +112,7 @@ impl Store {
         if bodies.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn();
+        let mut conn = self.usage_conn();
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(

@@ -1,0 +1,84 @@
+//! The checkpointer: a thread with its own connection that copies the WAL back into the
+//! database a few times a second, so no commit (and no request waiting on one) ever pays for
+//! a checkpoint and its fsync.
+//!
+//! A passive checkpoint never blocks a writer. Under steady writes it may never catch the
+//! WAL's end, so once the WAL is large a restarting checkpoint (which makes new writers wait
+//! while it finishes the last frames) lets the next commit start the WAL from its beginning.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// How often the WAL is copied back.
+const INTERVAL: Duration = Duration::from_millis(200);
+/// WAL frames (pages) past which a restarting checkpoint runs: about 64 MiB.
+const RESTART_FRAMES: i64 = 16 * 1024;
+/// Bytes a WAL file is cut back to when it restarts.
+pub const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Runs until dropped; dropping waits for a checkpoint under way to finish.
+pub struct Checkpointer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub fn start(conn: Connection) -> Checkpointer {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || run(&conn, &signal))
+            .map_err(|e| tracing::error!(error = %e, "the checkpointer could not start"))
+            .ok();
+        Checkpointer { stop, thread }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
+    let (stopped, wake) = stop;
+    let mut guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let (next, _) = wake
+            .wait_timeout(guard, INTERVAL)
+            .unwrap_or_else(|p| p.into_inner());
+        guard = next;
+        if *guard {
+            break;
+        }
+        drop(guard);
+        if let Err(e) = checkpoint(conn) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
+        guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+    }
+    // A last full copy, so a Hub that stops leaves a small WAL behind.
+    drop(guard);
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
+/// One passive checkpoint, and a restarting one when the WAL has grown large.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if frames > RESTART_FRAMES {
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(())
+}
