@@ -203,6 +203,11 @@ impl Books {
     }
 
     pub async fn send(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        self.try_send(method, path, body).await.unwrap()
+    }
+
+    /// [`send`](Self::send) for a Hub that may be gone: `None` when the connection failed.
+    pub async fn try_send(&self, method: &str, path: &str, body: Value) -> Option<(u16, Value)> {
         let res = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
@@ -210,9 +215,9 @@ impl Books {
             .json(&body)
             .send()
             .await
-            .unwrap();
+            .ok()?;
         let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
+        Some((status, res.json().await.unwrap_or(Value::Null)))
     }
 
     /// `(balance, held)` in micro-USD.
