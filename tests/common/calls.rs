@@ -236,11 +236,9 @@ impl Books {
         loop {
             let page = self.get(&path).await;
             out.extend(page["data"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) if !c.is_empty() => {
-                    path = format!("/api/v1/usage/requests?limit=500&cursor={c}")
-                }
-                _ => return out,
+            match next_cursor(&page) {
+                Some(c) => path = format!("/api/v1/usage/requests?limit=500&cursor={c}"),
+                None => return out,
             }
         }
     }
@@ -270,13 +268,20 @@ impl Books {
                 .filter(|e| e["kind"] == "grant" || e["kind"] == "topup")
                 .map(|e| e["amount_micro_usd"].as_i64().unwrap())
                 .sum::<i64>();
-            match page["next_cursor"].as_str() {
-                Some(c) if !c.is_empty() => {
-                    path = format!("/api/v1/credits/ledger?limit=500&cursor={c}")
-                }
-                _ => return total,
+            match next_cursor(&page) {
+                Some(c) => path = format!("/api/v1/credits/ledger?limit=500&cursor={c}"),
+                None => return total,
             }
         }
+    }
+}
+
+/// A page's cursor for the next one (a number), if there is a next one.
+fn next_cursor(page: &Value) -> Option<String> {
+    match &page["next_cursor"] {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
     }
 }
 
