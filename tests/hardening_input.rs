@@ -152,6 +152,20 @@ fn proxy_cases(key: &str) -> Vec<Case> {
                     ),
             );
         }
+        // A multi-byte character where a dated model id has its date once crashed the
+        // handler (the app got no answer at all).
+        for model in ["a€€€€", "ab€€€", "gpt-4o-€€-07-18"] {
+            out.push(
+                case(format!("{name}: model {model}"), "POST", *path)
+                    .header(auth, value.clone())
+                    .header("anthropic-version", "2023-06-01")
+                    .json_body(
+                        serde_json::to_vec(&json!({"model": model, "max_tokens": 5,
+                            "messages": [{"role": "user", "content": "hi"}]}))
+                        .unwrap(),
+                    ),
+            );
+        }
         out.push(
             case(format!("{name}: key with SQL"), "POST", *path)
                 .header(auth, format!("Bearer whk_x'OR'1'='1_{}", "a".repeat(32)))
