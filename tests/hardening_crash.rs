@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::calls::{Books, Surface, call, managed_cost};
+use common::calls::{Books, Surface, call, managed_cost, read_all};
 use common::{Emulator, Launch, PASSPHRASE, TestHub, client, create_app, sign_in};
 use rusqlite::{Connection, OpenFlags};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// Opens the Hub's database read-only, as it was left, and runs SQLite's own check.
@@ -50,14 +50,9 @@ fn kill_and_check(hub: TestHub, dir: &Path, round: &str) {
 /// passphrase unlocks it over the API.
 async fn unlocks_after_restart(dir: &Path) {
     let hub = TestHub::start(Launch::default().arg("--offline").data_dir(dir));
-    let status: Value = client()
-        .get(hub.url("/api/v1/status"))
-        .send()
+    let status = read_all(client().get(hub.url("/api/v1/status")))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(status["locked"], true, "{status}");
     let b = books(&hub).await;
     assert_eq!(b.get("/api/v1/status").await["locked"], false);

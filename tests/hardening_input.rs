@@ -638,20 +638,10 @@ async fn hostile_names_are_stored_as_given_and_escaped_on_every_page() {
         "the apps table is whole: {apps}"
     );
     let rows = b.rows().await;
-    let mut pages: Vec<String> = [
-        "/",
-        "/connectors",
-        "/apps",
-        "/models",
-        "/playground",
-        "/usage",
-        "/requests",
-        "/settings",
-        "/welcome",
-    ]
-    .iter()
-    .map(|p| p.to_string())
-    .collect();
+    let mut pages: Vec<String> = common::calls::OWNER_PAGES
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     pages.extend(app_ids.iter().map(|id| format!("/apps/{id}")));
     pages.extend(
         rows.iter()

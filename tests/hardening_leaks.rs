@@ -386,16 +386,7 @@ async fn no_key_passphrase_or_app_secret_is_anywhere_after_a_whole_journey() {
         .iter()
         .map(|r| r["id"].as_i64().unwrap())
         .collect();
-    for path in [
-        "/",
-        "/connectors",
-        "/apps",
-        "/models",
-        "/playground",
-        "/usage",
-        "/requests",
-        "/settings",
-        "/welcome",
+    for path in common::calls::OWNER_PAGES.iter().chain(&[
         "/api/v1/status",
         "/api/v1/connections",
         "/api/v1/apps",
@@ -406,7 +397,7 @@ async fn no_key_passphrase_or_app_secret_is_anywhere_after_a_whole_journey() {
         "/api/v1/settings",
         "/api/v1/models",
         "/healthz",
-    ] {
+    ]) {
         j.get(path).await;
     }
     j.get(&format!("/apps/{app_id}")).await;

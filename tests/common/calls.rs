@@ -10,6 +10,19 @@ use serde_json::{Value, json};
 
 use super::door::auth;
 
+/// Every page the owner opens from the sidebar and the welcome, for the escaping and leak scans.
+pub const OWNER_PAGES: [&str; 9] = [
+    "/",
+    "/connectors",
+    "/apps",
+    "/models",
+    "/playground",
+    "/usage",
+    "/requests",
+    "/settings",
+    "/welcome",
+];
+
 /// One native text endpoint of one provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
