@@ -156,7 +156,7 @@ async fn a_hub_killed_under_mixed_load_loses_no_answered_call_and_no_credit() {
     assert_eq!(b.credited().await, 5_000_000 + top_ups);
     assert_eq!(balance, 5_000_000 + top_ups - managed_cost(&rows));
     let total: usize = received.iter().sum();
-    assert!(total >= 30, "the load was real: {total} answers");
+    assert!(total >= 20, "the load was real: {total} answers");
     eprintln!(
         "crash under load: {rounds} kill -9 survived, {total} answers fully received, {} records",
         rows.len()
