@@ -239,8 +239,14 @@ fn check_sections(text: &str) -> Result<(), CatalogError> {
 /// `gpt-4o-2024-08-06` → `gpt-4o`; `claude-x-20250101` → `claude-x`.
 fn strip_date_suffix(name: &str) -> Option<&str> {
     let is_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if name.len() > 11 {
-        let (base, tail) = name.split_at(name.len() - 11);
+    // The cut may fall inside a multi-byte character of an app's model name: such a tail is
+    // no date, so a checked split skips it rather than panicking.
+    if let Some((base, tail)) = name
+        .len()
+        .checked_sub(11)
+        .filter(|&at| at > 0)
+        .and_then(|at| name.split_at_checked(at))
+    {
         let parts: Vec<&str> = tail.split('-').collect();
         if parts.len() == 4
             && parts[0].is_empty()
@@ -250,8 +256,12 @@ fn strip_date_suffix(name: &str) -> Option<&str> {
             return Some(base);
         }
     }
-    if name.len() > 9 {
-        let (base, tail) = name.split_at(name.len() - 9);
+    if let Some((base, tail)) = name
+        .len()
+        .checked_sub(9)
+        .filter(|&at| at > 0)
+        .and_then(|at| name.split_at_checked(at))
+    {
         if let Some(date) = tail.strip_prefix('-') {
             if date.len() == 8 && is_digits(date) {
                 return Some(base);
@@ -435,6 +445,24 @@ mod tests {
             assert_eq!(r.cache_write_5m, Some(r.input * 5 / 4), "{}", m.id);
             assert_eq!(r.cache_write_1h, Some(r.input * 2), "{}", m.id);
         }
+    }
+
+    #[test]
+    fn names_with_multi_byte_characters_resolve_to_nothing_without_panicking() {
+        let c = Catalog::embedded();
+        for name in [
+            "a€€€€",
+            "ab€€€",
+            "€-2024-07-18",
+            "gpt-4o-€€-07-18",
+            "ࠀ𐀀Q*ࠀ𐀀",
+        ] {
+            assert!(c.resolve(Provider::OpenAi, name).is_none(), "{name}");
+        }
+        assert_eq!(
+            c.resolve(Provider::OpenAi, "gpt-4o-20240718").unwrap().id,
+            "gpt-4o"
+        );
     }
 
     #[test]

@@ -14,21 +14,32 @@ use serde_json::Value;
 
 use super::text;
 
-/// Entries keyed by `K`, each expiring after its own TTL.
+/// Most entries a map keeps unless told otherwise: the emulator runs inside a Hub for as
+/// long as the Hub runs, so what it remembers must stay bounded however many calls it answers.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+/// Entries keyed by `K`, each expiring after its own TTL; past its capacity the entry closest
+/// to expiry goes first.
 #[derive(Debug)]
 pub struct TtlMap<K: Ord, V> {
     entries: Mutex<BTreeMap<K, (Instant, V)>>,
+    capacity: usize,
 }
 
 impl<K: Ord + Clone, V: Clone> Default for TtlMap<K, V> {
     fn default() -> Self {
-        TtlMap {
-            entries: Mutex::new(BTreeMap::new()),
-        }
+        TtlMap::with_capacity(DEFAULT_CAPACITY)
     }
 }
 
 impl<K: Ord + Clone, V: Clone> TtlMap<K, V> {
+    pub fn with_capacity(capacity: usize) -> Self {
+        TtlMap {
+            entries: Mutex::new(BTreeMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
     /// The live entries, with expired ones dropped first.
     fn live(&self) -> MutexGuard<'_, BTreeMap<K, (Instant, V)>> {
         let mut map = match self.entries.lock() {
@@ -41,7 +52,18 @@ impl<K: Ord + Clone, V: Clone> TtlMap<K, V> {
     }
 
     pub fn insert(&self, key: K, value: V, ttl: Duration) {
-        self.live().insert(key, (Instant::now() + ttl, value));
+        let mut map = self.live();
+        map.insert(key, (Instant::now() + ttl, value));
+        while map.len() > self.capacity {
+            let soonest = map
+                .iter()
+                .min_by_key(|(_, (expires, _))| *expires)
+                .map(|(k, _)| k.clone());
+            match soonest {
+                Some(k) => map.remove(&k),
+                None => break,
+            };
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
@@ -145,6 +167,19 @@ mod tests {
         assert!(map.refresh(&1, Duration::from_secs(1)));
         assert_eq!(map.remove(&1), Some(10));
         assert!(map.values().is_empty());
+    }
+
+    #[test]
+    fn a_full_map_drops_the_entry_closest_to_expiry() {
+        let map: TtlMap<u64, u32> = TtlMap::with_capacity(3);
+        for (k, secs) in [(1, 50), (2, 10), (3, 60), (4, 70)] {
+            map.insert(k, 0, Duration::from_secs(secs));
+        }
+        let kept: Vec<bool> = (1..=4).map(|k| map.contains(&k)).collect();
+        assert_eq!(kept, vec![true, false, true, true]);
+        map.insert(5, 0, Duration::from_secs(80));
+        assert_eq!(map.values().len(), 3);
+        assert!(!map.contains(&1));
     }
 
     #[test]

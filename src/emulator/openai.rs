@@ -47,6 +47,9 @@ struct StoredResponse {
 
 /// How long stored responses are kept (OpenAI keeps them 30 days).
 const STORED_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// How many stored responses are kept: a Hub in demo mode answers Responses calls for as long
+/// as it runs, and each stored one holds its whole conversation.
+const STORED_CAPACITY: usize = 1_000;
 
 impl OpenAiApi {
     pub fn new(catalog: &'static Catalog) -> OpenAiApi {
@@ -59,7 +62,7 @@ impl OpenAiApi {
             catalog,
             list_body,
             cache: TtlMap::default(),
-            stored: TtlMap::default(),
+            stored: TtlMap::with_capacity(STORED_CAPACITY),
         }
     }
 

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod calls;
 pub mod door;
 pub mod upstream;
 
@@ -269,8 +270,14 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Emulator {
+        Emulator::start_at("127.0.0.1:0")
+    }
+
+    /// An emulator listening on `listen` (a port a test reserved, e.g. one a Hub already
+    /// points at).
+    pub fn start_at(listen: &str) -> Emulator {
         let mut child = Command::new(bin())
-            .args(["emulator", "--listen", "127.0.0.1:0"])
+            .args(["emulator", "--listen", listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
