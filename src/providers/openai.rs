@@ -2,6 +2,8 @@
 //! final usage chunk of chat streams (asked for upstream, hidden when the app did not ask), and
 //! OpenAI's error shape. Gemini's OpenAI-compatible surface reuses the shape-level functions.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -384,44 +386,54 @@ struct ChatStream {
     usage: Option<Usage>,
 }
 
+/// One chunk as read for metering: the texts are borrowed from the event, not copied.
 #[derive(Deserialize)]
-struct ChatChunk {
-    model: Option<String>,
-    choices: Option<Vec<ChoiceChunk>>,
+struct ChatChunk<'a> {
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    choices: Option<Vec<ChoiceChunk<'a>>>,
     usage: Option<OpenAiUsage>,
     error: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct ChoiceChunk {
-    delta: Option<ChoiceDelta>,
+struct ChoiceChunk<'a> {
+    #[serde(borrow)]
+    delta: Option<ChoiceDelta<'a>>,
 }
 
 #[derive(Deserialize)]
-struct ChoiceDelta {
-    content: Option<String>,
-    refusal: Option<String>,
-    reasoning_content: Option<String>,
-    tool_calls: Option<Vec<ToolCallDelta>>,
+struct ChoiceDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct ToolCallDelta {
-    function: Option<FunctionDelta>,
+struct ToolCallDelta<'a> {
+    #[serde(borrow)]
+    function: Option<FunctionDelta<'a>>,
 }
 
 #[derive(Deserialize)]
-struct FunctionDelta {
-    arguments: Option<String>,
+struct FunctionDelta<'a> {
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
 }
 
-impl ChoiceDelta {
+impl ChoiceDelta<'_> {
     fn texts(&self) -> impl Iterator<Item = &str> {
         let calls = self.tool_calls.iter().flatten();
         [&self.content, &self.refusal, &self.reasoning_content]
             .into_iter()
             .flatten()
-            .map(String::as_str)
+            .map(|t| t.as_ref())
             .chain(calls.filter_map(|c| c.function.as_ref()?.arguments.as_deref()))
     }
 }
@@ -445,7 +457,7 @@ impl StreamRules for ChatStream {
             delta.texts().for_each(|t| seen.add_text(t));
         }
         if let Some(usage) = chunk.usage {
-            self.usage = Some(usage.to_usage(chunk.model));
+            self.usage = Some(usage.to_usage(chunk.model.map(Cow::into_owned)));
             seen.output_reported();
             if self.hide_usage && choices.is_empty() {
                 return Forward::Drop;
