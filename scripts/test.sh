@@ -43,3 +43,7 @@ export WORKSHOP_HUB_BIN="$PWD/target/debug/workshop-hub"
 
 step "JS tests: official Node SDKs and the Vercel AI SDK (installed from tests/js/package-lock.json)"
 (cd tests/js && npm ci --no-audit --no-fund --silent && node --test --test-concurrency=1)
+
+step "Benchmark smoke test: the gateway bench starts its upstreams and the Hub and prints its table (tiny settings; figures from this run mean nothing)"
+bash scripts/bench.sh --smoke
+test -s target/bench/gateway.json
