@@ -1,5 +1,7 @@
 //! First-run setup, unlock with back-off, lock, passphrase change and browser sessions.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,6 @@ use crate::vault;
 
 pub const MIN_PASSPHRASE_LEN: usize = 10;
 const MAX_PASSPHRASE_LEN: usize = 1024;
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What `GET /api/v1/status` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -22,37 +23,159 @@ pub struct Status {
     pub version: &'static str,
 }
 
-/// Serialises unlock attempts and spaces out failures: after the n-th wrong passphrase in
-/// a row, the next attempt must wait 2^(n-1) seconds (capped at five minutes).
+/// The first pause after a wrong passphrase; each further recent failure doubles it.
+const FIRST_DELAY: Duration = Duration::from_millis(250);
+/// The longest pause between two attempts from one source: also the bound on how long the
+/// right passphrase waits behind each attempt queued before it.
+pub const MAX_DELAY: Duration = Duration::from_secs(4);
+/// Failures older than this are forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Attempts one source may have waiting at once; more are refused at once.
+const MAX_WAITING: usize = 8;
+/// Sources remembered at once (the quietest are forgotten first).
+const MAX_SOURCES: usize = 4096;
+
+/// Where an attempt comes from: the peer address (IPv6 by its /64), or a signed-in session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Peer(IpAddr),
+    /// A passphrase change by a signed-in browser: its failures slow no unlock.
+    SignedIn,
+}
+
+impl Source {
+    pub fn peer(ip: IpAddr) -> Source {
+        Source::Peer(match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        })
+    }
+}
+
+/// Spaces out passphrase attempts per source instead of refusing them. Each source gets
+/// attempt slots: after `n` recent failures from it, its next slot is
+/// `min(250 ms × 2^(n-1), 4 s)` after the previous one, and an attempt waits for its slot
+/// rather than being turned away. So a guesser anywhere slows only its own source, and even
+/// one guessing from the owner's own address delays the right passphrase by at most
+/// `MAX_DELAY` per attempt queued ahead of it (at most `MAX_WAITING`), then it works.
+/// Argon2id runs one attempt at a time.
 #[derive(Default)]
 pub(super) struct UnlockThrottle {
-    state: Mutex<ThrottleState>,
+    lanes: Mutex<HashMap<Source, Lane>>,
+    verify: Mutex<()>,
 }
 
-#[derive(Default)]
-struct ThrottleState {
+#[derive(Debug, Default, Clone)]
+struct Lane {
     failures: u32,
-    next_allowed: Option<Instant>,
+    last_failure: Option<Instant>,
+    next_slot: Option<Instant>,
+    waiting: usize,
 }
 
-impl ThrottleState {
-    fn check(&self, now: Instant) -> Result<(), HubError> {
-        match self.next_allowed {
-            Some(at) if at > now => Err(HubError::Backoff {
-                retry_after: (at - now).max(Duration::from_secs(1)),
-            }),
-            _ => Ok(()),
+impl Lane {
+    /// The pause after this lane's recent failures.
+    fn delay(&self) -> Duration {
+        match self.failures {
+            0 => Duration::ZERO,
+            n => FIRST_DELAY
+                .saturating_mul(1u32 << (n - 1).min(16))
+                .min(MAX_DELAY),
         }
     }
 
-    fn record(&mut self, ok: bool, now: Instant) {
-        if ok {
-            *self = ThrottleState::default();
-        } else {
-            self.failures = self.failures.saturating_add(1);
-            let delay = Duration::from_secs(1u64 << (self.failures - 1).min(16)).min(MAX_BACKOFF);
-            self.next_allowed = Some(now + delay);
+    /// Books the next slot for an attempt arriving at `now`.
+    fn reserve(&mut self, now: Instant) -> Result<Instant, HubError> {
+        if self
+            .last_failure
+            .is_some_and(|at| now.duration_since(at) > FORGET_AFTER)
+        {
+            *self = Lane {
+                waiting: self.waiting,
+                ..Lane::default()
+            };
         }
+        if self.waiting >= MAX_WAITING {
+            return Err(HubError::Backoff {
+                retry_after: MAX_DELAY,
+            });
+        }
+        let slot = self.next_slot.map_or(now, |at| at.max(now));
+        self.next_slot = Some(slot + self.delay());
+        self.waiting += 1;
+        Ok(slot)
+    }
+
+    /// Records the outcome of an attempt that had a slot.
+    fn finish(&mut self, ok: bool, now: Instant) {
+        self.waiting = self.waiting.saturating_sub(1);
+        if ok {
+            *self = Lane {
+                waiting: self.waiting,
+                ..Lane::default()
+            };
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.last_failure = Some(now);
+        let after = now + self.delay();
+        self.next_slot = Some(self.next_slot.map_or(after, |at| at.max(after)));
+    }
+}
+
+impl UnlockThrottle {
+    /// Waits for `source`'s next slot, then runs `check` (one at a time); a
+    /// `WrongPassphrase` from it counts as a failure of that source. Blocking.
+    fn attempt<T>(
+        &self,
+        source: Source,
+        check: impl FnOnce() -> Result<T, vault::VaultError>,
+    ) -> Result<T, HubError> {
+        let slot = self.with_lane(source, |lane| lane.reserve(Instant::now()))?;
+        let wait = slot.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        let result = {
+            let _one_at_a_time = self.verify.lock().unwrap_or_else(|p| p.into_inner());
+            check()
+        };
+        let wrong = matches!(result, Err(vault::VaultError::WrongPassphrase));
+        self.with_lane(source, |lane| {
+            lane.finish(!wrong, Instant::now());
+            if wrong {
+                tracing::warn!(failures = lane.failures, "unlock refused: wrong passphrase");
+            }
+        });
+        result.map_err(HubError::from)
+    }
+
+    fn with_lane<R>(&self, source: Source, f: impl FnOnce(&mut Lane) -> R) -> R {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        if lanes.len() >= MAX_SOURCES && !lanes.contains_key(&source) {
+            forget_quietest(&mut lanes);
+        }
+        let lane = lanes.entry(source).or_default();
+        let out = f(lane);
+        if lane.failures == 0 && lane.waiting == 0 {
+            lanes.remove(&source);
+        }
+        out
+    }
+}
+
+/// Drops the idle lane whose last failure is oldest, to keep memory bounded.
+fn forget_quietest(lanes: &mut HashMap<Source, Lane>) {
+    let quietest = lanes
+        .iter()
+        .filter(|(_, l)| l.waiting == 0)
+        .min_by_key(|(_, l)| l.last_failure)
+        .map(|(s, _)| *s);
+    if let Some(source) = quietest {
+        lanes.remove(&source);
     }
 }
 
@@ -66,58 +189,93 @@ impl Hub {
         })
     }
 
+    /// True while setup needs the one-time token printed on the console: the Hub listens
+    /// beyond loopback and has no passphrase yet.
+    pub fn setup_token_required(&self) -> bool {
+        self.inner
+            .setup_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// The setup token to print on the console at start, if one is needed.
+    pub fn setup_token(&self) -> Option<SecretString> {
+        self.inner
+            .setup_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// First run: creates the vault under `passphrase`, unlocks it and signs the caller in.
+    /// A Hub that listens beyond loopback also needs the setup token from its console.
     /// Blocking (Argon2id): call from a blocking thread.
     pub fn setup(
         &self,
         passphrase: &SecretString,
         confirmation: Option<&SecretString>,
+        token: Option<&SecretString>,
     ) -> Result<(SessionId, Session), HubError> {
-        check_new_passphrase(passphrase, confirmation)?;
-        let _one_at_a_time = self.inner.throttle.state.lock();
+        let _one_at_a_time = self
+            .inner
+            .throttle
+            .verify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if self.store().vault_header()?.is_some() {
             return Err(HubError::AlreadyInitialized);
         }
+        self.check_setup_token(token)?;
+        check_new_passphrase(passphrase, confirmation)?;
         let (header, unlocked) = vault::create(passphrase, self.config().kdf)?;
         self.store().create_vault_header(&header)?;
         self.set_vault(Some(Arc::new(unlocked)));
+        *self
+            .inner
+            .setup_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         tracing::info!("vault created and unlocked");
         self.inner.sessions.create()
     }
 
+    fn check_setup_token(&self, given: Option<&SecretString>) -> Result<(), HubError> {
+        let expected = self.setup_token();
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let given = given.map(|t| t.expose_secret().trim()).unwrap_or("");
+        let same =
+            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.expose_secret().as_bytes());
+        if bool::from(same) {
+            Ok(())
+        } else {
+            Err(HubError::SetupToken)
+        }
+    }
+
     /// Checks the passphrase, unlocks the vault if it is locked, and starts a session.
+    /// Attempts from `source` wait for its next slot (see [`UnlockThrottle`]).
     /// Blocking (Argon2id): call from a blocking thread.
-    pub fn sign_in(&self, passphrase: &SecretString) -> Result<(SessionId, Session), HubError> {
-        let mut throttle = self
-            .inner
-            .throttle
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        throttle.check(Instant::now())?;
+    pub fn sign_in(
+        &self,
+        passphrase: &SecretString,
+        source: Source,
+    ) -> Result<(SessionId, Session), HubError> {
         let header = self
             .store()
             .vault_header()?
             .ok_or(HubError::NotInitialized)?;
-        match vault::unlock(&header, passphrase) {
-            Ok(unlocked) => {
-                throttle.record(true, Instant::now());
-                if self.is_locked() {
-                    self.set_vault(Some(Arc::new(unlocked)));
-                    tracing::info!("vault unlocked");
-                }
-                self.inner.sessions.create()
-            }
-            Err(vault::VaultError::WrongPassphrase) => {
-                throttle.record(false, Instant::now());
-                tracing::warn!(
-                    failures = throttle.failures,
-                    "unlock refused: wrong passphrase"
-                );
-                Err(HubError::WrongPassphrase)
-            }
-            Err(other) => Err(other.into()),
+        let unlocked = self
+            .inner
+            .throttle
+            .attempt(source, || vault::unlock(&header, passphrase))?;
+        if self.is_locked() {
+            self.set_vault(Some(Arc::new(unlocked)));
+            tracing::info!("vault unlocked");
         }
+        self.inner.sessions.create()
     }
 
     /// Forgets the data key and ends every session.
@@ -136,26 +294,14 @@ impl Hub {
         confirmation: Option<&SecretString>,
     ) -> Result<(), HubError> {
         check_new_passphrase(new, confirmation)?;
-        let mut throttle = self
-            .inner
-            .throttle
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        throttle.check(Instant::now())?;
         let header = self
             .store()
             .vault_header()?
             .ok_or(HubError::NotInitialized)?;
-        let unlocked = match vault::unlock(&header, current) {
-            Ok(v) => v,
-            Err(vault::VaultError::WrongPassphrase) => {
-                throttle.record(false, Instant::now());
-                return Err(HubError::WrongPassphrase);
-            }
-            Err(other) => return Err(other.into()),
-        };
-        throttle.record(true, Instant::now());
+        let unlocked = self
+            .inner
+            .throttle
+            .attempt(Source::SignedIn, || vault::unlock(&header, current))?;
         let new_header = unlocked.wrap_for(new, self.config().kdf)?;
         self.store().replace_vault_header(&new_header)?;
         self.inner.sessions.end_all();
@@ -176,9 +322,10 @@ impl Hub {
     }
 
     /// Headless start: a passphrase from the environment or a file creates the vault on the
-    /// first start and unlocks it on every start.
-    pub(super) fn headless_unlock(&self) -> Result<(), HubError> {
-        let Some(passphrase) = self.config().passphrase.clone() else {
+    /// first start and unlocks it on every start. The passphrase is dropped (and wiped)
+    /// afterwards: a locked Hub keeps no copy of it.
+    pub(super) fn headless_unlock(&self, passphrase: Option<SecretString>) -> Result<(), HubError> {
+        let Some(passphrase) = passphrase else {
             return Ok(());
         };
         match self.store().vault_header()? {
@@ -197,6 +344,14 @@ impl Hub {
         }
         Ok(())
     }
+}
+
+/// A fresh setup token: 128 random bits, hex.
+pub(super) fn new_setup_token() -> Result<SecretString, HubError> {
+    let bytes = zeroize::Zeroizing::new(
+        vault::random_array::<16>().map_err(|e| HubError::Unexpected(e.to_string()))?,
+    );
+    Ok(SecretString::from(hex::encode(*bytes)))
 }
 
 fn check_new_passphrase(
@@ -234,24 +389,75 @@ mod tests {
     use super::*;
 
     #[test]
-    fn back_off_grows_and_resets() {
-        let mut t = ThrottleState::default();
+    fn slots_space_out_failures_per_source_and_reset_on_success() {
         let now = Instant::now();
-        assert!(t.check(now).is_ok());
-        t.record(false, now);
-        let Err(HubError::Backoff { retry_after }) = t.check(now) else {
-            panic!("expected back-off")
+        let mut lane = Lane::default();
+        assert_eq!(
+            lane.reserve(now).unwrap(),
+            now,
+            "a first attempt does not wait"
+        );
+        lane.finish(false, now);
+        let second = lane.reserve(now).unwrap();
+        assert_eq!(second - now, FIRST_DELAY);
+        lane.finish(false, second);
+        lane.finish(false, second);
+        lane.waiting = 1;
+        let next = lane.reserve(second).unwrap();
+        assert_eq!(next - second, FIRST_DELAY * 4, "three failures: 1 s");
+        lane.finish(true, next);
+        assert_eq!(lane.failures, 0);
+        assert_eq!(
+            lane.reserve(next).unwrap(),
+            next,
+            "the right passphrase resets"
+        );
+    }
+
+    #[test]
+    fn the_pause_is_bounded_and_waiting_attempts_are_capped() {
+        let now = Instant::now();
+        let mut lane = Lane {
+            failures: 40,
+            last_failure: Some(now),
+            next_slot: Some(now),
+            waiting: 0,
         };
-        assert_eq!(retry_after, Duration::from_secs(1));
-        t.record(false, now);
-        t.record(false, now);
-        let Err(HubError::Backoff { retry_after }) = t.check(now) else {
-            panic!("expected back-off")
-        };
-        assert_eq!(retry_after, Duration::from_secs(4));
-        assert!(t.check(now + Duration::from_secs(5)).is_ok());
-        t.record(true, now);
-        assert!(t.check(now).is_ok());
+        assert_eq!(lane.delay(), MAX_DELAY);
+        let mut last = now;
+        for _ in 0..MAX_WAITING {
+            last = lane.reserve(now).unwrap();
+        }
+        assert_eq!(last - now, MAX_DELAY * (MAX_WAITING as u32 - 1));
+        assert!(matches!(lane.reserve(now), Err(HubError::Backoff { .. })));
+    }
+
+    #[test]
+    fn old_failures_are_forgotten() {
+        let now = Instant::now();
+        let mut lane = Lane::default();
+        for _ in 0..10 {
+            lane.waiting = 1;
+            lane.finish(false, now);
+        }
+        let later = now + FORGET_AFTER + Duration::from_secs(1);
+        assert_eq!(lane.reserve(later).unwrap(), later);
+    }
+
+    #[test]
+    fn sources_are_peers_with_ipv6_by_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(Source::peer(a), Source::peer(b));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            Source::peer(mapped),
+            Source::peer("192.0.2.1".parse().unwrap())
+        );
+        assert_ne!(
+            Source::peer("127.0.0.1".parse().unwrap()),
+            Source::peer("192.0.2.1".parse().unwrap())
+        );
     }
 
     #[test]

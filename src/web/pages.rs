@@ -2,7 +2,7 @@
 //! every page shares.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use super::auth::{
     session_cookie, shown,
 };
 use super::errors::PageError;
+use super::wiped::WipedForm;
 use crate::hub::{Hub, HubError, MIN_PASSPHRASE_LEN};
 use crate::providers::Provider;
 
@@ -197,6 +198,8 @@ pub fn field_of(e: &HubError) -> &'static str {
 struct SetupPage {
     flash: Flash,
     min_len: usize,
+    /// The Hub listens beyond loopback: the form asks for the console's setup token.
+    needs_token: bool,
     version: &'static str,
 }
 
@@ -207,6 +210,7 @@ pub async fn setup_form(hub: web::Data<Hub>, flash: Incoming) -> Result<HttpResp
     ok(&SetupPage {
         flash: flash.0,
         min_len: MIN_PASSPHRASE_LEN,
+        needs_token: hub.setup_token_required(),
         version: env!("CARGO_PKG_VERSION"),
     })
 }
@@ -215,27 +219,33 @@ pub async fn setup_form(hub: web::Data<Hub>, flash: Incoming) -> Result<HttpResp
 pub struct SetupForm {
     passphrase: SecretString,
     confirm: SecretString,
+    #[serde(default)]
+    setup_token: Option<SecretString>,
 }
 
 pub async fn setup_submit(
     hub: web::Data<Hub>,
-    form: web::Form<SetupForm>,
+    form: WipedForm<SetupForm>,
 ) -> Result<HttpResponse, PageError> {
     let SetupForm {
         passphrase,
         confirm,
-    } = form.into_inner();
-    match hub.run(move |h| h.setup(&passphrase, Some(&confirm))).await {
+        setup_token,
+    } = form.0;
+    match hub
+        .run(move |h| h.setup(&passphrase, Some(&confirm), setup_token.as_ref()))
+        .await
+    {
         Ok((id, _)) => Ok(HttpResponse::SeeOther()
             .cookie(session_cookie(&id))
             .insert_header((header::LOCATION, WELCOME))
             .finish()),
         Err(HubError::AlreadyInitialized) => Ok(redirect("/unlock")),
         Err(e) => {
-            let field = if field_of(&e) == "confirm" {
-                "confirm"
-            } else {
-                "passphrase"
+            let field = match (&e, field_of(&e)) {
+                (HubError::SetupToken, _) => "setup_token",
+                (_, "confirm") => "confirm",
+                _ => "passphrase",
             };
             let flash = Flash::error("setup", field, e.to_string());
             Ok(redirect_with("/setup", &flash, flash_key(None)))
@@ -269,11 +279,13 @@ pub struct UnlockForm {
 }
 
 pub async fn unlock_submit(
+    req: HttpRequest,
     hub: web::Data<Hub>,
-    form: web::Form<UnlockForm>,
+    form: WipedForm<UnlockForm>,
 ) -> Result<HttpResponse, PageError> {
-    let passphrase = form.into_inner().passphrase;
-    match hub.run(move |h| h.sign_in(&passphrase)).await {
+    let passphrase = form.0.passphrase;
+    let from = super::api::source(&req);
+    match hub.run(move |h| h.sign_in(&passphrase, from)).await {
         Ok((id, _)) => Ok(HttpResponse::SeeOther()
             .cookie(session_cookie(&id))
             .insert_header((header::LOCATION, HOME))
@@ -336,7 +348,7 @@ pub async fn welcome(
     let (demo, live) = (on(true), on(false));
     ok(&WelcomePage {
         l: Layout::new(&hub, &session, "welcome"),
-        base_url: format!("http://{}", hosts.primary()),
+        base_url: hosts.base_url(),
         demo,
         live,
         balance: Money::of(hub.credits().balance()),
@@ -489,6 +501,24 @@ pub async fn remove_platform_key(
     );
     let to = format!("/settings#platform-{provider}");
     Ok(redirect_with(&to, &flash, flash_key(Some(&form.session))))
+}
+
+/// Settings → Back up now: writes a backup into the data dir and says where.
+pub async fn backup(hub: web::Data<Hub>, form: CsrfForm<Empty>) -> Result<HttpResponse, PageError> {
+    let flash = match hub.run(|h| h.backup_now()).await {
+        Ok(copied) => Flash::notice(format!(
+            "Backup written to {} ({} KiB). To restore it, stop the Hub and run: workshop-hub restore {}",
+            copied.path.display(),
+            copied.bytes.div_ceil(1024),
+            copied.path.display()
+        )),
+        Err(e) => Flash::error("page", "", e.to_string()),
+    };
+    Ok(redirect_with(
+        "/settings#backup",
+        &flash,
+        flash_key(Some(&form.session)),
+    ))
 }
 
 #[derive(Deserialize)]
