@@ -72,11 +72,7 @@ async fn guard(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let host = req
-        .headers()
-        .get(actix_web::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+    let host = super::security::request_host(&req);
     let peer = req.peer_addr().map(|a| a.ip());
     let allowed = req
         .app_data::<web::Data<super::HostPolicy>>()

@@ -196,13 +196,7 @@ fn refuse(req: &ServiceRequest) -> Option<Refusal> {
         ));
     }
     let policy = req.app_data::<web::Data<HostPolicy>>()?;
-    // Judged on the raw Host header only: X-Forwarded-Host and Forwarded are ignored.
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if !policy.allows(host, req.peer_addr().map(|a| a.ip())) {
+    if !policy.allows(request_host(req), req.peer_addr().map(|a| a.ip())) {
         return Some((
             StatusCode::MISDIRECTED_REQUEST,
             "host_not_allowed",
@@ -227,6 +221,15 @@ fn refuse(req: &ServiceRequest) -> Option<Refusal> {
         }
     }
     None
+}
+
+/// The name a request is addressed to: the raw `Host` header, or HTTP/2's `:authority`.
+/// X-Forwarded-Host and Forwarded are ignored.
+pub fn request_host(req: &ServiceRequest) -> &str {
+    match req.headers().get(header::HOST) {
+        Some(host) => host.to_str().unwrap_or(""),
+        None => req.uri().authority().map_or("", |a| a.as_str()),
+    }
 }
 
 /// Both framings at once is how request smuggling starts: a proxy in front may read the body
