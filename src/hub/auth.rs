@@ -34,6 +34,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 const MAX_WAITING: usize = 8;
 /// Sources remembered at once (the quietest are forgotten first).
 const MAX_SOURCES: usize = 4096;
+/// Attempts waiting at once, all sources together: many addresses cannot queue without end.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// Where an attempt comes from: the peer address (IPv6 by its /64), or a signed-in session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,11 +63,19 @@ impl Source {
 /// rather than being turned away. So a guesser anywhere slows only its own source, and even
 /// one guessing from the owner's own address delays the right passphrase by at most
 /// `MAX_DELAY` per attempt queued ahead of it (at most `MAX_WAITING`), then it works.
+/// Waiting holds no thread, and at most `MAX_IN_FLIGHT` attempts wait Hub-wide.
 /// Argon2id runs one attempt at a time.
 #[derive(Default)]
 pub(super) struct UnlockThrottle {
-    lanes: Mutex<HashMap<Source, Lane>>,
+    lanes: Mutex<Lanes>,
     verify: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Lanes {
+    by_source: HashMap<Source, Lane>,
+    /// Attempts waiting or running, all sources together (at most `MAX_IN_FLIGHT`).
+    waiting: usize,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -126,42 +136,66 @@ impl Lane {
     }
 }
 
-impl UnlockThrottle {
-    /// Waits for `source`'s next slot, then runs `check` (one at a time); a
-    /// `WrongPassphrase` from it counts as a failure of that source. Blocking.
-    fn attempt<T>(
-        &self,
-        source: Source,
+/// A booked attempt: the slot it may start at, and the duty to report how it went. Dropped
+/// unused (the caller went away while waiting), it frees its place in the queue.
+pub struct Ticket {
+    hub: Hub,
+    source: Source,
+    slot: Instant,
+    open: bool,
+}
+
+impl Ticket {
+    /// Runs `check` (one attempt at a time across the Hub); a `WrongPassphrase` from it counts
+    /// as a failure of this ticket's source. Blocking.
+    fn check<T>(
+        mut self,
         check: impl FnOnce() -> Result<T, vault::VaultError>,
     ) -> Result<T, HubError> {
-        let slot = self.with_lane(source, |lane| lane.reserve(Instant::now()))?;
-        let wait = slot.saturating_duration_since(Instant::now());
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
-        }
+        let throttle = &self.hub.inner.throttle;
         let result = {
-            let _one_at_a_time = self.verify.lock().unwrap_or_else(|p| p.into_inner());
+            let _one_at_a_time = throttle.verify.lock().unwrap_or_else(|p| p.into_inner());
             check()
         };
         let wrong = matches!(result, Err(vault::VaultError::WrongPassphrase));
-        self.with_lane(source, |lane| {
+        throttle.with_lane(self.source, |lane, waiting| {
             lane.finish(!wrong, Instant::now());
+            *waiting = waiting.saturating_sub(1);
             if wrong {
                 tracing::warn!(failures = lane.failures, "unlock refused: wrong passphrase");
             }
         });
+        self.open = false;
         result.map_err(HubError::from)
     }
+}
 
-    fn with_lane<R>(&self, source: Source, f: impl FnOnce(&mut Lane) -> R) -> R {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        if lanes.len() >= MAX_SOURCES && !lanes.contains_key(&source) {
-            forget_quietest(&mut lanes);
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.open {
+            self.hub
+                .inner
+                .throttle
+                .with_lane(self.source, |lane, waiting| {
+                    lane.waiting = lane.waiting.saturating_sub(1);
+                    *waiting = waiting.saturating_sub(1);
+                });
         }
-        let lane = lanes.entry(source).or_default();
-        let out = f(lane);
+    }
+}
+
+impl UnlockThrottle {
+    /// Runs `f` on `source`'s lane and the count of attempts waiting Hub-wide.
+    fn with_lane<R>(&self, source: Source, f: impl FnOnce(&mut Lane, &mut usize) -> R) -> R {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let Lanes { by_source, waiting } = &mut *lanes;
+        if by_source.len() >= MAX_SOURCES && !by_source.contains_key(&source) {
+            forget_quietest(by_source);
+        }
+        let lane = by_source.entry(source).or_default();
+        let out = f(lane, waiting);
         if lane.failures == 0 && lane.waiting == 0 {
-            lanes.remove(&source);
+            by_source.remove(&source);
         }
         out
     }
@@ -255,22 +289,50 @@ impl Hub {
         }
     }
 
+    /// Books the next attempt slot of `source` (see [`UnlockThrottle`]).
+    fn book_attempt(&self, source: Source) -> Result<Ticket, HubError> {
+        let slot = self.inner.throttle.with_lane(source, |lane, waiting| {
+            if *waiting >= MAX_IN_FLIGHT {
+                return Err(HubError::Backoff {
+                    retry_after: MAX_DELAY,
+                });
+            }
+            let slot = lane.reserve(Instant::now())?;
+            *waiting += 1;
+            Ok(slot)
+        })?;
+        Ok(Ticket {
+            hub: self.clone(),
+            source,
+            slot,
+            open: true,
+        })
+    }
+
     /// Checks the passphrase, unlocks the vault if it is locked, and starts a session.
-    /// Attempts from `source` wait for its next slot (see [`UnlockThrottle`]).
-    /// Blocking (Argon2id): call from a blocking thread.
-    pub fn sign_in(
+    /// The attempt first waits, without holding a thread, for `source`'s next slot; the
+    /// check itself runs on the blocking pool.
+    pub async fn sign_in(
         &self,
-        passphrase: &SecretString,
+        passphrase: SecretString,
         source: Source,
+    ) -> Result<(SessionId, Session), HubError> {
+        let ticket = self.book_attempt(source)?;
+        tokio::time::sleep_until(ticket.slot.into()).await;
+        let hub = self.clone();
+        super::blocking(move || hub.sign_in_now(ticket, &passphrase)).await
+    }
+
+    fn sign_in_now(
+        &self,
+        ticket: Ticket,
+        passphrase: &SecretString,
     ) -> Result<(SessionId, Session), HubError> {
         let header = self
             .store()
             .vault_header()?
             .ok_or(HubError::NotInitialized)?;
-        let unlocked = self
-            .inner
-            .throttle
-            .attempt(source, || vault::unlock(&header, passphrase))?;
+        let unlocked = ticket.check(|| vault::unlock(&header, passphrase))?;
         if self.is_locked() {
             self.set_vault(Some(Arc::new(unlocked)));
             tracing::info!("vault unlocked");
@@ -298,10 +360,9 @@ impl Hub {
             .store()
             .vault_header()?
             .ok_or(HubError::NotInitialized)?;
-        let unlocked = self
-            .inner
-            .throttle
-            .attempt(Source::SignedIn, || vault::unlock(&header, current))?;
+        let ticket = self.book_attempt(Source::SignedIn)?;
+        std::thread::sleep(ticket.slot.saturating_duration_since(Instant::now()));
+        let unlocked = ticket.check(|| vault::unlock(&header, current))?;
         let new_header = unlocked.wrap_for(new, self.config().kdf)?;
         self.store().replace_vault_header(&new_header)?;
         self.inner.sessions.end_all();
@@ -430,6 +491,37 @@ mod tests {
         }
         assert_eq!(last - now, MAX_DELAY * (MAX_WAITING as u32 - 1));
         assert!(matches!(lane.reserve(now), Err(HubError::Backoff { .. })));
+    }
+
+    #[test]
+    fn a_ticket_given_up_while_waiting_frees_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = crate::hub::test_hub(dir.path());
+        let here = Source::peer("127.0.0.1".parse().unwrap());
+        let mut held: Vec<Ticket> = (0..MAX_WAITING)
+            .map(|_| hub.book_attempt(here).unwrap())
+            .collect();
+        assert!(matches!(
+            hub.book_attempt(here),
+            Err(HubError::Backoff { .. })
+        ));
+        let elsewhere = Source::peer("192.0.2.1".parse().unwrap());
+        assert!(
+            hub.book_attempt(elsewhere).is_ok(),
+            "another source has its own lane"
+        );
+        held.pop();
+        assert!(
+            hub.book_attempt(here).is_ok(),
+            "a dropped ticket gives its place back"
+        );
+        held.clear();
+        let lanes = hub.inner.throttle.lanes.lock().unwrap();
+        assert_eq!(lanes.waiting, 0);
+        assert!(
+            lanes.by_source.is_empty(),
+            "idle lanes without failures are forgotten"
+        );
     }
 
     #[test]

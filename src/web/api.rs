@@ -69,7 +69,7 @@ pub async fn create_session(
 ) -> Result<HttpResponse, ApiError> {
     let passphrase = body.0.passphrase;
     let from = source(&req);
-    let (id, _) = hub.run(move |h| h.sign_in(&passphrase, from)).await?;
+    let (id, _) = hub.sign_in(passphrase, from).await?;
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(&id))
         .json(hub.run(|h| h.status()).await?))

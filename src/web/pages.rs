@@ -285,7 +285,7 @@ pub async fn unlock_submit(
 ) -> Result<HttpResponse, PageError> {
     let passphrase = form.0.passphrase;
     let from = super::api::source(&req);
-    match hub.run(move |h| h.sign_in(&passphrase, from)).await {
+    match hub.sign_in(passphrase, from).await {
         Ok((id, _)) => Ok(HttpResponse::SeeOther()
             .cookie(session_cookie(&id))
             .insert_header((header::LOCATION, HOME))
