@@ -224,28 +224,25 @@ async fn wrong_passphrases_slow_the_next_attempt_but_the_right_one_still_works()
         let status = attempt(p).await.unwrap().status().as_u16();
         (status, started.elapsed())
     };
+    // Lower bounds are the pauses themselves; upper bounds leave room for Argon2id on a busy
+    // machine (the reset after success is proven in `hub::auth`'s unit tests).
     assert_eq!(timed("not the passphrase").await.0, 401);
     let (_, first_pause) = timed("still not it").await;
     let (_, second_pause) = timed("nor this").await;
+    assert!(first_pause >= Duration::from_millis(250), "{first_pause:?}");
     assert!(
-        second_pause > first_pause && second_pause >= Duration::from_millis(450),
-        "each failure lengthens the pause: {first_pause:?} then {second_pause:?}"
+        second_pause >= Duration::from_millis(500),
+        "{second_pause:?}"
     );
     let (status, waited) = timed(PASSPHRASE).await;
     assert_eq!(status, 200, "the right passphrase is answered, not refused");
     assert!(
-        waited >= Duration::from_millis(900),
+        waited >= Duration::from_secs(1),
         "it waited its slot: {waited:?}"
     );
     assert!(
-        waited < Duration::from_secs(3),
+        waited < Duration::from_secs(6),
         "a bounded wait: {waited:?}"
-    );
-    let (status, waited) = timed(PASSPHRASE).await;
-    assert_eq!(status, 200);
-    assert!(
-        waited < Duration::from_millis(800),
-        "success resets the pause: {waited:?}"
     );
     let log = hub.log();
     assert!(log.contains("wrong passphrase"));

@@ -43,6 +43,9 @@ pub enum Source {
     Peer(IpAddr),
     /// A passphrase change by a signed-in browser: its failures slow no unlock.
     SignedIn,
+    /// A browser that unlocked this Hub before (its device cookie): a lane of its own, so
+    /// guesses from the owner's own address cannot slow it.
+    Device([u8; 8]),
 }
 
 impl Source {
@@ -86,15 +89,20 @@ struct Lane {
     waiting: usize,
 }
 
+/// `min(FIRST_DELAY × 2^(n-1), MAX_DELAY)`, and nothing after no failure.
+fn pause_after(failures: u32) -> Duration {
+    match failures {
+        0 => Duration::ZERO,
+        n => FIRST_DELAY
+            .saturating_mul(1u32 << (n - 1).min(16))
+            .min(MAX_DELAY),
+    }
+}
+
 impl Lane {
     /// The pause after this lane's recent failures.
     fn delay(&self) -> Duration {
-        match self.failures {
-            0 => Duration::ZERO,
-            n => FIRST_DELAY
-                .saturating_mul(1u32 << (n - 1).min(16))
-                .min(MAX_DELAY),
-        }
+        pause_after(self.failures)
     }
 
     /// Books the next slot for an attempt arriving at `now`.
@@ -114,7 +122,10 @@ impl Lane {
             });
         }
         let slot = self.next_slot.map_or(now, |at| at.max(now));
-        self.next_slot = Some(slot + self.delay());
+        // Attempts still waiting count as failures to come, so a burst of parallel guesses
+        // is spaced out at once instead of all starting together.
+        let ahead = u32::try_from(self.waiting).unwrap_or(u32::MAX);
+        self.next_slot = Some(slot + pause_after(self.failures.saturating_add(ahead)));
         self.waiting += 1;
         Ok(slot)
     }
@@ -289,6 +300,28 @@ impl Hub {
         }
     }
 
+    /// The lane of a browser's device cookie, when this Hub issued it. Blocking (SQLite).
+    pub fn device_source(&self, token: &str) -> Result<Option<Source>, HubError> {
+        let digest = device_digest(token);
+        let known = self.store().setting(&device_key(&digest))?.is_some();
+        let mut lane = [0u8; 8];
+        lane.copy_from_slice(&digest[..8]);
+        Ok(known.then_some(Source::Device(lane)))
+    }
+
+    /// Remembers a new device cookie for the browser that just unlocked; returns its value.
+    /// Only its SHA-256 is stored. Blocking (SQLite).
+    pub fn new_device(&self) -> Result<String, HubError> {
+        let token = hex::encode(
+            vault::random_array::<16>().map_err(|e| HubError::Unexpected(e.to_string()))?,
+        );
+        self.store().set_setting(
+            &device_key(&device_digest(&token)),
+            &crate::store::now_rfc3339(),
+        )?;
+        Ok(token)
+    }
+
     /// Books the next attempt slot of `source` (see [`UnlockThrottle`]).
     fn book_attempt(&self, source: Source) -> Result<Ticket, HubError> {
         let slot = self.inner.throttle.with_lane(source, |lane, waiting| {
@@ -407,6 +440,15 @@ impl Hub {
     }
 }
 
+fn device_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("workshop-hub device\n{token}")).into()
+}
+
+fn device_key(digest: &[u8; 32]) -> String {
+    format!("unlock_device:{}", hex::encode(digest))
+}
+
 /// A fresh setup token: 128 random bits, hex.
 pub(super) fn new_setup_token() -> Result<SecretString, HubError> {
     let bytes = zeroize::Zeroizing::new(
@@ -522,6 +564,15 @@ mod tests {
             lanes.by_source.is_empty(),
             "idle lanes without failures are forgotten"
         );
+    }
+
+    #[test]
+    fn a_burst_of_parallel_attempts_is_spaced_out_at_once() {
+        let now = Instant::now();
+        let mut lane = Lane::default();
+        let slots: Vec<Duration> = (0..6).map(|_| lane.reserve(now).unwrap() - now).collect();
+        let ms: Vec<u128> = slots.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [0, 0, 250, 750, 1750, 3750]);
     }
 
     #[test]

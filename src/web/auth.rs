@@ -20,6 +20,19 @@ pub fn session_cookie(id: &SessionId) -> Cookie<'static> {
         .finish()
 }
 
+pub const DEVICE_COOKIE: &str = "whub_device";
+
+/// The device cookie of a browser that unlocked this Hub: sent only to `/unlock`, so the
+/// browser's unlock attempts get a throttle lane of their own (see `Source::Device`).
+pub fn device_cookie(token: &str) -> Cookie<'static> {
+    Cookie::build(DEVICE_COOKIE, token.to_string())
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/unlock")
+        .max_age(actix_web::cookie::time::Duration::days(400))
+        .finish()
+}
+
 /// A cookie that removes the session cookie from the browser.
 pub fn cleared_cookie() -> Cookie<'static> {
     let mut c = session_cookie(&SessionId::empty());

@@ -8,8 +8,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::auth::{
-    CsrfForm, Flash, Incoming, PageSession, cleared_cookie, flash_key, redirect_with,
-    session_cookie, shown,
+    CsrfForm, DEVICE_COOKIE, Flash, Incoming, PageSession, cleared_cookie, device_cookie,
+    flash_key, redirect_with, session_cookie, shown,
 };
 use super::errors::PageError;
 use super::wiped::WipedForm;
@@ -236,10 +236,14 @@ pub async fn setup_submit(
         .run(move |h| h.setup(&passphrase, Some(&confirm), setup_token.as_ref()))
         .await
     {
-        Ok((id, _)) => Ok(HttpResponse::SeeOther()
-            .cookie(session_cookie(&id))
-            .insert_header((header::LOCATION, WELCOME))
-            .finish()),
+        Ok((id, _)) => {
+            let mut res = HttpResponse::SeeOther()
+                .cookie(session_cookie(&id))
+                .insert_header((header::LOCATION, WELCOME))
+                .finish();
+            remember_device(&hub, &mut res).await;
+            Ok(res)
+        }
         Err(HubError::AlreadyInitialized) => Ok(redirect("/unlock")),
         Err(e) => {
             let field = match (&e, field_of(&e)) {
@@ -250,6 +254,17 @@ pub async fn setup_submit(
             let flash = Flash::error("setup", field, e.to_string());
             Ok(redirect_with("/setup", &flash, flash_key(None)))
         }
+    }
+}
+
+/// Gives the browser that just signed in a device cookie, so its later unlocks have a
+/// throttle lane of their own. Best effort: sign-in works without it.
+async fn remember_device(hub: &Hub, res: &mut HttpResponse) {
+    match hub.run(|h| h.new_device()).await {
+        Ok(token) => {
+            let _ = res.add_cookie(&device_cookie(&token));
+        }
+        Err(e) => tracing::warn!(error = %e, "could not remember this browser for unlocking"),
     }
 }
 
@@ -284,12 +299,25 @@ pub async fn unlock_submit(
     form: WipedForm<UnlockForm>,
 ) -> Result<HttpResponse, PageError> {
     let passphrase = form.0.passphrase;
-    let from = super::api::source(&req);
+    let device = match req.cookie(DEVICE_COOKIE) {
+        Some(c) => {
+            let token = c.value().to_string();
+            hub.run(move |h| h.device_source(&token)).await?
+        }
+        None => None,
+    };
+    let from = device.unwrap_or_else(|| super::api::source(&req));
     match hub.sign_in(passphrase, from).await {
-        Ok((id, _)) => Ok(HttpResponse::SeeOther()
-            .cookie(session_cookie(&id))
-            .insert_header((header::LOCATION, HOME))
-            .finish()),
+        Ok((id, _)) => {
+            let mut res = HttpResponse::SeeOther()
+                .cookie(session_cookie(&id))
+                .insert_header((header::LOCATION, HOME))
+                .finish();
+            if device.is_none() {
+                remember_device(&hub, &mut res).await;
+            }
+            Ok(res)
+        }
         Err(HubError::NotInitialized) => Ok(redirect("/setup")),
         Err(e) => {
             let flash = Flash::error("unlock", "passphrase", e.to_string());
