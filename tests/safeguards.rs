@@ -446,3 +446,38 @@ async fn a_browser_that_unlocked_before_is_not_slowed_by_a_flood_of_guesses_from
         "a forged device cookie is just the address's lane"
     );
 }
+
+#[tokio::test]
+async fn request_headers_trickled_a_byte_at_a_time_are_cut_in_bounded_time() {
+    let hub = TestHub::start(Launch::default().unlocked());
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", hub.port))
+        .await
+        .unwrap();
+    socket
+        .write_all(format!("GET /healthz HTTP/1.1\r\nhost: 127.0.0.1:{}\r\n", hub.port).as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let cut = loop {
+        tokio::select! {
+            n = socket.read(&mut buf) => break n.map_or(true, |n| n == 0 || buf[..n].starts_with(b"HTTP/1.1 4")),
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {
+                if socket.write_all(b"x").await.is_err() {
+                    break true;
+                }
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never cut");
+    };
+    let took = started.elapsed();
+    println!("trickled request head: cut after {took:?}");
+    assert!(
+        cut,
+        "the head was never completed, so no success may come back"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "the connection stayed open {took:?}"
+    );
+}
