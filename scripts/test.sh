@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test of Workshop Hub: formatting, clippy, the Rust unit, in-process
 # and black-box tests, the official Python SDKs against the emulator and the Hub, and the
-# browser tests in headless Chromium. Installs what those tiers need when it is missing:
-# a Python venv in .venv with tests/requirements.txt, Debian's chromium + chromedriver, and
-# axe-core from npm for the accessibility checks.
+# browser tests in headless Chromium, and the dependency policy (deny.toml). Installs what
+# those tiers need when it is missing: a Python venv in .venv with tests/requirements.txt,
+# Debian's chromium + chromedriver, axe-core from npm for the accessibility checks, and
+# cargo-deny from crates.io (a one-time build of several minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,18 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo deny: licences, bans, sources (deny.toml)"
+command -v cargo-deny >/dev/null || cargo install --locked --quiet cargo-deny
+deny_checks=(licenses bans sources)
+# Advisories need a database; with no network one is used only when it is already here.
+if compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-db*" >/dev/null; then
+  deny_checks+=(advisories)
+  cargo deny --offline check "${deny_checks[@]}"
+else
+  echo "(no advisory database on this machine: advisories not checked)"
+  cargo deny --offline check "${deny_checks[@]}"
+fi
 
 step "Rust tests"
 cargo test --locked --no-fail-fast

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::hub::{Hub, HubError};
-use crate::web::{HostPolicy, Server};
+use crate::web::{HostPolicy, Listeners, Server};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -14,6 +14,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Tls(String),
     #[error("{0}")]
     Hub(#[from] HubError),
     #[error("{0}")]
@@ -49,12 +51,42 @@ impl Application {
                 "listening on a non-loopback address: anyone who can reach it may try to use this Hub"
             );
         }
-        let hosts = HostPolicy::new(config.listen, port);
+        let tls = match &config.tls {
+            Some(files) => {
+                Some(crate::tls::server_config(&files.cert, &files.key).map_err(StartError::Tls)?)
+            }
+            None => None,
+        };
+        // The Hub calls its own emulator over plain HTTP on loopback; when the main listener
+        // speaks TLS or is bound to one outside address, that needs a listener of its own.
+        let internal = match tls.is_some() || !reaches_loopback(config.listen.ip()) {
+            true => Some(TcpListener::bind(("127.0.0.1", 0))?),
+            false => None,
+        };
+        let internal_port = internal.as_ref().map(TcpListener::local_addr).transpose()?;
+        let mut ports = vec![port];
+        ports.extend(internal_port.map(|a| a.port()));
+        let hosts = HostPolicy::with_names(
+            config.listen,
+            &ports,
+            config.public_host.as_deref(),
+            tls.is_some(),
+        );
         let hub = Hub::open(config)?;
-        hub.set_local_port(port);
+        hub.set_local_port(internal_port.map_or(port, |a| a.port()));
         let gateway = Gateway::new(hub.clone());
-        let server = Server::start(hub.clone(), gateway, hosts, listener)?;
+        let listeners = Listeners {
+            main: listener,
+            tls,
+            internal,
+        };
+        let server = Server::start(hub.clone(), gateway, hosts, listeners)?;
         Ok(Application { server, port, hub })
+    }
+
+    /// True when the Hub serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.hub.config().tls.is_some()
     }
 
     pub fn port(&self) -> u16 {
@@ -69,6 +101,11 @@ impl Application {
         tokio::spawn(sweep_retention(self.hub.clone()));
         self.server.run().await
     }
+}
+
+/// True when a listener on `ip` also answers on 127.0.0.1.
+fn reaches_loopback(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified()
 }
 
 /// How often old request bodies and rows are swept.

@@ -1,5 +1,5 @@
-//! The command line: `workshop-hub [serve]` and `workshop-hub emulator`, every flag with an
-//! environment variable.
+//! The command line: `workshop-hub [serve]`, `emulator`, `backup` and `restore`, every flag
+//! with an environment variable.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,11 +23,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start
 pub enum Command {
     /// Run the Hub: the browser pages, the management API and the gateway (the default).
     Serve(ServeArgs),
     /// Run only the provider emulator: OpenAI, Anthropic and Gemini look-alikes, offline.
     Emulator(EmulatorArgs),
+    /// Write a consistent copy of the database to FILE (keys stay sealed); safe while the
+    /// Hub runs.
+    Backup(BackupArgs),
+    /// Put a backup in place of the database. Stop the Hub first.
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -36,10 +42,28 @@ pub struct ServeArgs {
     #[arg(long, env = "WORKSHOP_HUB_LISTEN", default_value = "127.0.0.1:8420")]
     pub listen: SocketAddr,
 
-    /// Allow a --listen address that is not loopback (the Hub still answers only requests
-    /// addressed to that exact address).
+    /// Allow a --listen address that is not loopback. Needs --tls-cert and --tls-key (or
+    /// --insecure-http); network clients must use the --public-host name or the listen address.
     #[arg(long, env = "WORKSHOP_HUB_ALLOW_NON_LOOPBACK")]
     pub allow_non_loopback: bool,
+
+    /// Serve HTTPS with this certificate chain (PEM file); goes with --tls-key.
+    #[arg(long, env = "WORKSHOP_HUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM file, readable by you only).
+    #[arg(long, env = "WORKSHOP_HUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Listen beyond loopback over plain HTTP: the passphrase and the session cookie then
+    /// cross the network unencrypted. Only for a network you trust completely.
+    #[arg(long, env = "WORKSHOP_HUB_INSECURE_HTTP")]
+    pub insecure_http: bool,
+
+    /// The name network clients reach the Hub by (`hub.example.lan` or `hub.example.lan:8420`);
+    /// requests addressed to any other name are refused.
+    #[arg(long, env = "WORKSHOP_HUB_PUBLIC_HOST")]
+    pub public_host: Option<String>,
 
     /// Where the database lives [default: the platform data dir, e.g.
     /// ~/.local/share/workshop-hub].
@@ -149,4 +173,33 @@ pub struct EmulatorArgs {
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "WORKSHOP_HUB_WORKERS", default_value_t = 0)]
     pub workers: usize,
+
+    /// Allow a --listen address that is not loopback. The emulator records what it receives,
+    /// keys included, so keep it on 127.0.0.1 unless you know why not.
+    #[arg(long, env = "WORKSHOP_HUB_EMULATOR_ALLOW_NON_LOOPBACK")]
+    pub allow_non_loopback: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Where to write the backup (a new file; an existing one is replaced only when complete).
+    pub file: PathBuf,
+
+    /// The Hub's data directory [default: the platform data dir].
+    #[arg(long, env = "WORKSHOP_HUB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore (made by `workshop-hub backup` or the Settings page).
+    pub file: PathBuf,
+
+    /// The Hub's data directory [default: the platform data dir].
+    #[arg(long, env = "WORKSHOP_HUB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Replace an existing database (it is moved aside, not deleted).
+    #[arg(long)]
+    pub force: bool,
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
+use zeroize::Zeroizing;
 
 use crate::cli::ServeArgs;
 use crate::providers::PerProvider;
@@ -18,6 +19,20 @@ pub enum ConfigError {
          really mean it"
     )]
     NonLoopback(SocketAddr),
+    #[error(
+        "--listen {0} reaches beyond this machine, so the passphrase and session would cross \
+         the network: give --tls-cert FILE --tls-key FILE (WORKSHOP_HUB_TLS_CERT, \
+         WORKSHOP_HUB_TLS_KEY), or add --insecure-http (WORKSHOP_HUB_INSECURE_HTTP=1) on a \
+         network you trust completely"
+    )]
+    NeedsTls(SocketAddr),
+    #[error(
+        "--listen {0} answers no network client by name: add --public-host NAME \
+         (WORKSHOP_HUB_PUBLIC_HOST), the name they use to reach this Hub"
+    )]
+    NeedsPublicHost(SocketAddr),
+    #[error("--public-host `{0}` is not a host name or host:port")]
+    BadPublicHost(String),
     #[error("{flag}: `{value}` is not a usable URL root ({why}); use e.g. https://api.openai.com")]
     BadBaseUrl {
         flag: &'static str,
@@ -33,6 +48,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "--passphrase-file {path} can be read or changed by other users (mode {mode:o}); \
+         run `chmod 600 {path}` and start again"
+    )]
+    PassphraseFileOpen { path: PathBuf, mode: u32 },
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
 }
@@ -42,6 +62,10 @@ pub enum ConfigError {
 pub struct Config {
     pub listen: SocketAddr,
     pub allow_non_loopback: bool,
+    /// HTTPS certificate chain and key files; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The name network clients use, added to the Host allow-list (`host` or `host:port`).
+    pub public_host: Option<String>,
     pub data_dir: PathBuf,
     pub offline: bool,
     /// Headless unlock: from `WORKSHOP_HUB_PASSPHRASE` or `--passphrase-file`.
@@ -57,6 +81,13 @@ pub struct Config {
     pub gateway: GatewayLimits,
     /// Argon2id parameters for a new vault.
     pub kdf: crate::vault::KdfParams,
+}
+
+/// The PEM files of `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// How much the gateway reads and holds: request bodies in flight, the time to send one, and
@@ -97,26 +128,22 @@ fn managed_keys_from_env() -> ManagedKeys {
     })
 }
 
+/// A secret from the environment; the intermediate copies are wiped.
 fn env_secret(name: &str) -> Option<SecretString> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .map(SecretString::from)
+    let raw = Zeroizing::new(std::env::var(name).ok()?);
+    let value = raw.trim();
+    (!value.is_empty()).then(|| SecretString::from(value.to_string()))
 }
 
 impl Config {
     /// Validates the parsed arguments and reads secrets from the environment or files.
     pub fn from_args(args: &ServeArgs) -> Result<Config, ConfigError> {
-        if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
-            return Err(ConfigError::NonLoopback(args.listen));
-        }
-        let data_dir = match &args.data_dir {
-            Some(dir) => dir.clone(),
-            None => dirs::data_dir()
-                .ok_or(ConfigError::NoDataDir)?
-                .join("workshop-hub"),
+        check_reach(args)?;
+        let public_host = match &args.public_host {
+            Some(name) => Some(public_host(name)?),
+            None => None,
         };
+        let data_dir = data_dir_or_default(args.data_dir.as_deref())?;
         let passphrase = match &args.passphrase_file {
             Some(path) => Some(read_passphrase_file(path)?),
             None => env_secret("WORKSHOP_HUB_PASSPHRASE"),
@@ -144,6 +171,14 @@ impl Config {
         Ok(Config {
             listen: args.listen,
             allow_non_loopback: args.allow_non_loopback,
+            tls: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            public_host,
             data_dir,
             offline: args.offline,
             passphrase,
@@ -171,11 +206,72 @@ impl Config {
     }
 }
 
+/// `--data-dir`, or the platform data dir's `workshop-hub`.
+pub fn data_dir_or_default(given: Option<&std::path::Path>) -> Result<PathBuf, ConfigError> {
+    match given {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => Ok(dirs::data_dir()
+            .ok_or(ConfigError::NoDataDir)?
+            .join("workshop-hub")),
+    }
+}
+
+impl Config {
+    /// True when the Hub listens beyond loopback: network clients may reach it.
+    pub fn network_facing(&self) -> bool {
+        !self.listen.ip().is_loopback()
+    }
+}
+
+/// Beyond loopback only when asked for, with TLS or an explicit acknowledgement, and with a
+/// name network clients can use.
+fn check_reach(args: &ServeArgs) -> Result<(), ConfigError> {
+    let ip = args.listen.ip();
+    if ip.is_loopback() {
+        return Ok(());
+    }
+    if !args.allow_non_loopback {
+        return Err(ConfigError::NonLoopback(args.listen));
+    }
+    if args.tls_cert.is_none() && !args.insecure_http {
+        return Err(ConfigError::NeedsTls(args.listen));
+    }
+    if ip.is_unspecified() && args.public_host.is_none() {
+        return Err(ConfigError::NeedsPublicHost(args.listen));
+    }
+    Ok(())
+}
+
+/// A host name or `host:port`, lowercased; nothing else (no scheme, path or credentials).
+fn public_host(name: &str) -> Result<String, ConfigError> {
+    let bad = || ConfigError::BadPublicHost(name.to_string());
+    let name = name.trim().to_ascii_lowercase();
+    let url = Url::parse(&format!("http://{name}/")).map_err(|_| bad())?;
+    let round_trip = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    if name.is_empty() || round_trip != name || url.path() != "/" {
+        return Err(bad());
+    }
+    Ok(name)
+}
+
+/// Reads the passphrase file, refusing one that other users can read or change.
 fn read_passphrase_file(path: &PathBuf) -> Result<SecretString, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PassphraseFile {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| ConfigError::PassphraseFile {
         path: path.clone(),
         source,
-    })?;
+    };
+    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::PassphraseFileOpen {
+            path: path.clone(),
+            mode: mode & 0o777,
+        });
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
     // A trailing newline from `echo … > file` is not part of the passphrase.
     let trimmed = text.trim_end_matches(['\n', '\r']);
     Ok(SecretString::from(trimmed.to_string()))
@@ -230,19 +326,47 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_needs_the_flag() {
+    fn non_loopback_needs_the_flag_tls_or_insecure_http_and_a_name() {
         let err = parse(&["--listen", "0.0.0.0:8420", "--data-dir", "/tmp/x"]).unwrap_err();
         assert!(err.to_string().contains("--allow-non-loopback"));
+        let wide = ["--listen", "0.0.0.0:8420", "--allow-non-loopback"];
+        let with = |extra: &[&str]| {
+            let mut all = wide.to_vec();
+            all.extend_from_slice(extra);
+            all.extend_from_slice(&["--data-dir", "/tmp/x"]);
+            parse(&all)
+        };
+        let err = with(&[]).unwrap_err().to_string();
         assert!(
-            parse(&[
-                "--listen",
-                "0.0.0.0:8420",
-                "--allow-non-loopback",
-                "--data-dir",
-                "/tmp/x"
-            ])
-            .is_ok()
+            err.contains("--tls-cert") && err.contains("--insecure-http"),
+            "{err}"
         );
+        let err = with(&["--insecure-http"]).unwrap_err().to_string();
+        assert!(err.contains("--public-host"), "{err}");
+        let c = with(&["--insecure-http", "--public-host", "Hub.Example.lan"]).unwrap();
+        assert_eq!(c.public_host.as_deref(), Some("hub.example.lan"));
+        assert!(c.network_facing() && c.tls.is_none());
+        let c = with(&[
+            "--tls-cert",
+            "/tmp/c.pem",
+            "--tls-key",
+            "/tmp/k.pem",
+            "--public-host",
+            "hub.lan:8443",
+        ])
+        .unwrap();
+        assert!(c.tls.is_some());
+        assert!(with(&["--insecure-http", "--public-host", "http://x/"]).is_err());
+        assert!(with(&["--insecure-http", "--public-host", "a b"]).is_err());
+        let specific = parse(&[
+            "--listen",
+            "192.0.2.7:8420",
+            "--allow-non-loopback",
+            "--insecure-http",
+            "--data-dir",
+            "/tmp/x",
+        ]);
+        assert!(specific.is_ok(), "an explicit address is a name of its own");
     }
 
     #[test]
@@ -273,6 +397,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("pass");
         std::fs::write(&f, "correct horse battery\n").unwrap();
+        set_mode(&f, 0o600);
         let c = parse(&[
             "--passphrase-file",
             f.to_str().unwrap(),
@@ -283,6 +408,43 @@ mod tests {
         assert_eq!(
             c.passphrase.unwrap().expose_secret(),
             "correct horse battery"
+        );
+    }
+
+    fn set_mode(path: &std::path::Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_passphrase_file_others_can_read_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pass");
+        std::fs::write(&f, "correct horse battery\n").unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            set_mode(&f, mode);
+            let err = parse(&[
+                "--passphrase-file",
+                f.to_str().unwrap(),
+                "--data-dir",
+                "/tmp/x",
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(&format!("chmod 600 {}", f.display())),
+                "mode {mode:o}: {err}"
+            );
+        }
+        set_mode(&f, 0o400);
+        assert!(
+            parse(&[
+                "--passphrase-file",
+                f.to_str().unwrap(),
+                "--data-dir",
+                "/tmp/x"
+            ])
+            .is_ok()
         );
     }
 }

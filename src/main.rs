@@ -10,6 +10,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Some(Command::Emulator(args)) => workshop_hub::run::emulator(args),
         Some(Command::Serve(args)) => workshop_hub::run::serve(args),
+        Some(Command::Backup(args)) => workshop_hub::run::backup(args),
+        Some(Command::Restore(args)) => workshop_hub::run::restore(args),
         None => workshop_hub::run::serve(cli.serve),
     };
     match result {

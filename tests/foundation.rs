@@ -211,7 +211,7 @@ async fn json_endpoints_require_json() {
 }
 
 #[tokio::test]
-async fn wrong_passphrases_back_off_with_a_growing_delay() {
+async fn wrong_passphrases_slow_the_next_attempt_but_the_right_one_still_works() {
     let hub = TestHub::start(Launch::default().unlocked());
     let attempt = |p: &'static str| {
         client()
@@ -219,22 +219,31 @@ async fn wrong_passphrases_back_off_with_a_growing_delay() {
             .json(&json!({"passphrase": p}))
             .send()
     };
-    assert_eq!(attempt("not the passphrase").await.unwrap().status(), 401);
-    let blocked = attempt(PASSPHRASE).await.unwrap();
-    assert_eq!(blocked.status(), 429, "even the right passphrase waits");
-    assert_eq!(blocked.headers()["retry-after"], "1");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(attempt("still not it").await.unwrap().status(), 401);
-    let blocked = attempt("still not it").await.unwrap();
-    assert_eq!(blocked.status(), 429);
-    let wait: u64 = blocked.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(wait >= 2, "second failure waits longer, got {wait}");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(attempt(PASSPHRASE).await.unwrap().status(), 200);
+    let timed = |p: &'static str| async move {
+        let started = std::time::Instant::now();
+        let status = attempt(p).await.unwrap().status().as_u16();
+        (status, started.elapsed())
+    };
+    // Lower bounds are the pauses themselves; upper bounds leave room for Argon2id on a busy
+    // machine (the reset after success is proven in `hub::auth`'s unit tests).
+    assert_eq!(timed("not the passphrase").await.0, 401);
+    let (_, first_pause) = timed("still not it").await;
+    let (_, second_pause) = timed("nor this").await;
+    assert!(first_pause >= Duration::from_millis(250), "{first_pause:?}");
+    assert!(
+        second_pause >= Duration::from_millis(500),
+        "{second_pause:?}"
+    );
+    let (status, waited) = timed(PASSPHRASE).await;
+    assert_eq!(status, 200, "the right passphrase is answered, not refused");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "it waited its slot: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(6),
+        "a bounded wait: {waited:?}"
+    );
     let log = hub.log();
     assert!(log.contains("wrong passphrase"));
     assert!(!log.contains("not the passphrase") && !log.contains("still not it"));
@@ -358,6 +367,19 @@ async fn a_passphrase_from_the_environment_creates_then_unlocks() {
     // A passphrase file works the same way; a wrong one stops the start with a clear message.
     let file = dir.path().join("passphrase");
     std::fs::write(&file, format!("{PASSPHRASE}\n")).unwrap();
+    // One that other users can read is refused, with the command that fixes it.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let args = vec![
+        "--passphrase-file".to_string(),
+        file.to_str().unwrap().to_string(),
+    ];
+    let (ok, stderr) = run_to_exit(&args, &[], &data);
+    assert!(!ok, "a world-readable passphrase file must stop the start");
+    assert!(
+        stderr.contains(&format!("chmod 600 {}", file.display())),
+        "{stderr}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let hub = TestHub::start(
         Launch::default()
             .data_dir(&data)
@@ -425,7 +447,10 @@ async fn allowing_a_non_loopback_address_logs_a_warning() {
         Launch::default()
             .arg("--listen")
             .arg("0.0.0.0:0")
-            .arg("--allow-non-loopback"),
+            .arg("--allow-non-loopback")
+            .arg("--insecure-http")
+            .arg("--public-host")
+            .arg("hub.test"),
     );
     assert!(hub.log().contains("non-loopback"));
 }

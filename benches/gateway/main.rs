@@ -214,12 +214,24 @@ fn profile(work: &std::path::Path, opts: &Opts, hub: &HubProc, call: &Call) {
     load::wrk(work, call, 4, 1.0, None);
     std::fs::create_dir_all(&opts.out).unwrap();
     let data = opts.out.join("perf.data");
-    let mut perf = std::process::Command::new("perf")
-        .args(["record", "-e", "cpu-clock", "-F", "4000", "-o"])
-        .arg(&data)
-        .args(["-p", &hub.pid.to_string()])
-        .spawn()
-        .expect("perf did not start (apt-get install linux-perf)");
+    // BENCH_PROFILER swaps perf for another tool that attaches with `-p PID`, e.g.
+    // `strace -c -f` to count system calls.
+    let mut perf = match std::env::var("BENCH_PROFILER") {
+        Ok(tool) => {
+            let mut words = tool.split_whitespace();
+            let mut cmd = std::process::Command::new(words.next().unwrap());
+            cmd.args(words);
+            cmd
+        }
+        Err(_) => {
+            let mut cmd = std::process::Command::new("perf");
+            cmd.args(["record", "-e", "cpu-clock", "-F", "4000", "-o"]).arg(&data);
+            cmd
+        }
+    }
+    .args(["-p", &hub.pid.to_string()])
+    .spawn()
+    .expect("the profiler did not start (apt-get install linux-perf)");
     let point = load::wrk(work, call, 16, opts.secs, Some(hub.pid));
     let _ = std::process::Command::new("kill")
         .args(["-INT", &perf.id().to_string()])
@@ -267,12 +279,25 @@ async fn streaming(work: &std::path::Path, opts: &Opts, report: &mut Report) -> 
 }
 
 /// Opens `count` streams through the Hub at once: how many completed whole, and the Hub's
-/// peak resident memory (its high-water mark, which these streams set).
+/// peak resident memory meanwhile (sampled: its high-water mark would be Argon2's at start-up).
 async fn many_streams(hub: &HubProc, call: &Call, count: usize, chunks: usize) -> (usize, u64) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pid = hub.pid;
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(load::status_kib(pid, "VmRSS"));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
     let tasks: Vec<_> = (0..count)
         .map(|_| {
             let (client, call) = (client.clone(), call.clone());
@@ -285,5 +310,6 @@ async fn many_streams(hub: &HubProc, call: &Call, count: usize, chunks: usize) -
             completed += 1;
         }
     }
-    (completed, load::status_kib(hub.pid, "VmHWM"))
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    (completed, sampler.join().unwrap())
 }

@@ -154,6 +154,49 @@ pub struct ReceivedRequest {
     pub headers: Vec<(String, String)>,
 }
 
+/// Headers that carry credentials: never shown to a caller from another machine.
+const CREDENTIAL_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "api-key",
+    "cookie",
+];
+
+impl ReceivedRequest {
+    /// The same record with every credential (auth headers, a `key` query parameter)
+    /// replaced by `[redacted]`.
+    pub fn redacted(&self) -> ReceivedRequest {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let secret = CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str());
+                let value = if secret {
+                    "[redacted]".to_string()
+                } else {
+                    value.clone()
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        let query = self.query.as_deref().map(|q| {
+            q.split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("key") => format!("{k}=[redacted]"),
+                    _ => pair.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        ReceivedRequest {
+            headers,
+            query,
+            ..self.clone()
+        }
+    }
+}
+
 /// The errors every emulated provider can answer with, each in its own wire shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -627,5 +670,23 @@ mod tests {
         let ids = IdGen::new();
         assert_ne!(ids.next("msg_", 24), ids.next("msg_", 24));
         assert_eq!(ids.next("msg_", 24).len(), 28);
+    }
+
+    #[test]
+    fn redacted_records_keep_everything_but_credentials() {
+        let r = ReceivedRequest {
+            provider: Provider::Gemini,
+            method: "POST".into(),
+            path: "/v1beta/models".into(),
+            query: Some("alt=sse&key=AIzaTestSecret&x=1".into()),
+            headers: vec![
+                ("authorization".into(), "Bearer sk-proj-testSecret".into()),
+                ("X-Goog-Api-Key".into(), "AIzaTestSecret".into()),
+                ("x-marker".into(), "kept".into()),
+            ],
+        };
+        let shown = serde_json::to_string(&r.redacted()).unwrap();
+        assert!(!shown.contains("Secret"), "{shown}");
+        assert!(shown.contains("kept") && shown.contains("alt=sse") && shown.contains("x=1"));
     }
 }

@@ -17,6 +17,11 @@ pub enum HubError {
     WrongPassphrase,
     #[error("Too many wrong passphrases. Try again in {} s.", ceil_secs(*.retry_after))]
     Backoff { retry_after: Duration },
+    #[error(
+        "Setting up this Hub over the network needs the one-time setup token it printed on its \
+         console when it started. Type it in the Setup token field."
+    )]
+    SetupToken,
     #[error("Sign in to the Hub first.")]
     Unauthenticated,
     #[error("{message}")]

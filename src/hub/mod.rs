@@ -18,7 +18,7 @@ use crate::ledger::Credits;
 use crate::store::Store;
 use crate::vault::UnlockedVault;
 
-pub use auth::{MIN_PASSPHRASE_LEN, Status};
+pub use auth::{MAX_DELAY as UNLOCK_MAX_DELAY, MIN_PASSPHRASE_LEN, Source, Status};
 pub use credits::{CreditSummary, MAX_NOTE_CHARS, MAX_TOP_UP};
 pub use error::{HubError, ceil_secs};
 pub use keep::{BODY_CAP, BODY_DAYS, CapturedBodies, KeepChange, KeepSettings, OpenedBodies};
@@ -48,6 +48,8 @@ struct Inner {
     keep_requests_days: std::sync::atomic::AtomicI64,
     sessions: sessions::Sessions,
     throttle: auth::UnlockThrottle,
+    /// The one-time token first-run setup needs while the Hub listens beyond loopback.
+    setup_token: std::sync::Mutex<Option<secrecy::SecretString>>,
     credits: Credits,
     http: reqwest::Client,
     local_port: OnceLock<u16>,
@@ -60,7 +62,8 @@ struct Inner {
 impl Hub {
     /// Opens the store in the configured data dir and, given a headless passphrase,
     /// creates or unlocks the vault.
-    pub fn open(config: Config) -> Result<Hub, HubError> {
+    pub fn open(mut config: Config) -> Result<Hub, HubError> {
+        let passphrase = config.passphrase.take();
         let store = Arc::new(Store::open(&config.data_dir)?);
         let session_idle = config.session_idle;
         let credits = Credits::new(store.ledger_balance()?);
@@ -76,6 +79,7 @@ impl Hub {
                 keep_requests_days: std::sync::atomic::AtomicI64::new(-1),
                 sessions: sessions::Sessions::new(session_idle),
                 throttle: auth::UnlockThrottle::default(),
+                setup_token: std::sync::Mutex::new(None),
                 credits,
                 http,
                 local_port: OnceLock::new(),
@@ -84,7 +88,13 @@ impl Hub {
             }),
         };
         hub.load_keep_settings()?;
-        hub.headless_unlock()?;
+        hub.headless_unlock(passphrase)?;
+        if hub.config().network_facing() && hub.store().vault_header()?.is_none() {
+            *hub.inner
+                .setup_token
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(auth::new_setup_token()?);
+        }
         Ok(hub)
     }
 
@@ -153,6 +163,21 @@ impl Hub {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .is_none()
+    }
+
+    /// Writes a backup to `backups/hub-<time>.db` in the data dir (mode 0600). Blocking.
+    pub fn backup_now(&self) -> Result<crate::store::backup::Copied, HubError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.config().data_dir.join("backups");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| HubError::Unexpected(format!("cannot prepare {}: {e}", dir.display())))?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let copied = self
+            .store()
+            .backup_to(&dir.join(format!("hub-{stamp}.db")))?;
+        tracing::info!(path = %copied.path.display(), bytes = copied.bytes, "backup written");
+        Ok(copied)
     }
 
     fn set_vault(&self, vault: Option<Arc<UnlockedVault>>) {

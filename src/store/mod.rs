@@ -7,6 +7,7 @@
 
 mod apps;
 mod checkpoint;
+pub mod backup;
 mod connections;
 mod filter;
 mod migrations;
@@ -104,6 +105,11 @@ impl Store {
         &self.path
     }
 
+    /// A consistent copy of this database at `dest` (see [`backup::backup`]).
+    pub fn backup_to(&self, dest: &Path) -> Result<backup::Copied> {
+        backup::backup(&self.path, dest)
+    }
+
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back on drop), so a poisoned lock is still safe to use.
@@ -162,7 +168,7 @@ fn damaged(path: &Path, detail: &str) -> StoreError {
 }
 
 /// Creates the data directory with mode 0700, tightening an existing one.
-fn prepare_data_dir(dir: &Path) -> Result<()> {
+pub(crate) fn prepare_data_dir(dir: &Path) -> Result<()> {
     let io = |source| StoreError::Io {
         path: dir.to_path_buf(),
         source,

@@ -71,7 +71,7 @@ pub fn create(
     params: KdfParams,
 ) -> Result<(VaultHeader, UnlockedVault), VaultError> {
     let vault_id = random_array::<VAULT_ID_LEN>()?;
-    let dek = SecretBox::new(Box::new(random_array::<KEY_LEN>()?));
+    let dek = boxed_key(|key| getrandom::fill(key).map_err(|_| VaultError::Random))?;
     let unlocked = UnlockedVault { vault_id, dek };
     let header = unlocked.wrap_for(passphrase, params)?;
     Ok((header, unlocked))
@@ -92,13 +92,17 @@ pub fn unlock(
     let aad = wrap_aad(&header.vault_id);
     let dek_bytes =
         crypto::open(&kek, &aad, &header.wrapped_dek).map_err(|_| VaultError::WrongPassphrase)?;
-    let dek: [u8; KEY_LEN] = dek_bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| VaultError::WrongPassphrase)?;
+    // Copied straight into its zeroized home on the heap: no stack copy of the data key.
+    let dek = boxed_key(|key| {
+        if dek_bytes.len() != KEY_LEN {
+            return Err(VaultError::WrongPassphrase);
+        }
+        key.copy_from_slice(&dek_bytes);
+        Ok(())
+    })?;
     Ok(UnlockedVault {
         vault_id: header.vault_id,
-        dek: SecretBox::new(Box::new(dek)),
+        dek,
     })
 }
 
@@ -182,6 +186,16 @@ fn secret_aad(vault_id: &[u8; VAULT_ID_LEN], row_id: &str, field: &str) -> Vec<u
     .into_iter()
     .chain(format!("/{field}").into_bytes())
     .collect()
+}
+
+/// A data key filled in place on the heap (zeroized on drop), so no copy of it is left on
+/// the stack.
+fn boxed_key(
+    fill: impl FnOnce(&mut [u8; KEY_LEN]) -> Result<(), VaultError>,
+) -> Result<SecretBox<[u8; KEY_LEN]>, VaultError> {
+    let mut result = Ok(());
+    let key = SecretBox::init_with_mut(|key: &mut [u8; KEY_LEN]| result = fill(key));
+    result.map(|()| key)
 }
 
 /// Fills an array from the operating system's random source.

@@ -1,12 +1,13 @@
 //! The management API (`/api/v1/...`): JSON in, JSON out, session cookie for auth.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{ApiSession, cleared_cookie, session_cookie};
 use super::errors::ApiError;
+use super::wiped::WipedJson;
 
 use crate::hub::Hub;
 
@@ -27,13 +28,34 @@ pub struct PassphraseBody {
     passphrase: SecretString,
 }
 
+#[derive(Deserialize)]
+pub struct SetupBody {
+    passphrase: SecretString,
+    /// Needed while the Hub listens beyond loopback: the token printed on its console.
+    #[serde(default)]
+    setup_token: Option<SecretString>,
+}
+
+/// Where a request comes from, for the unlock throttle.
+pub fn source(req: &HttpRequest) -> crate::hub::Source {
+    crate::hub::Source::peer(
+        req.peer_addr()
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip()),
+    )
+}
+
 /// First run over the API: creates the vault and signs in.
 pub async fn setup(
     hub: web::Data<Hub>,
-    body: web::Json<PassphraseBody>,
+    body: WipedJson<SetupBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let passphrase = body.into_inner().passphrase;
-    let (id, _) = hub.run(move |h| h.setup(&passphrase, None)).await?;
+    let SetupBody {
+        passphrase,
+        setup_token,
+    } = body.0;
+    let (id, _) = hub
+        .run(move |h| h.setup(&passphrase, None, setup_token.as_ref()))
+        .await?;
     Ok(HttpResponse::Created()
         .cookie(session_cookie(&id))
         .json(hub.run(|h| h.status()).await?))
@@ -41,11 +63,13 @@ pub async fn setup(
 
 /// Signs in (unlocking a locked Hub) and sets the session cookie.
 pub async fn create_session(
+    req: HttpRequest,
     hub: web::Data<Hub>,
-    body: web::Json<PassphraseBody>,
+    body: WipedJson<PassphraseBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let passphrase = body.into_inner().passphrase;
-    let (id, _) = hub.run(move |h| h.sign_in(&passphrase)).await?;
+    let passphrase = body.0.passphrase;
+    let from = source(&req);
+    let (id, _) = hub.sign_in(passphrase, from).await?;
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(&id))
         .json(hub.run(|h| h.status()).await?))
@@ -89,6 +113,19 @@ pub async fn lock(
         .json(hub.run(|h| h.status()).await?))
 }
 
+/// Writes a backup into the data dir: `{path, bytes}`.
+pub async fn backup(
+    hub: web::Data<Hub>,
+    _session: ApiSession,
+    _body: Drained,
+) -> Result<HttpResponse, ApiError> {
+    let copied = hub.run(|h| h.backup_now()).await?;
+    Ok(HttpResponse::Created().json(json!({
+        "path": copied.path.display().to_string(),
+        "bytes": copied.bytes,
+    })))
+}
+
 #[derive(Deserialize)]
 pub struct ChangePassphraseBody {
     current: SecretString,
@@ -99,9 +136,9 @@ pub struct ChangePassphraseBody {
 pub async fn change_passphrase(
     hub: web::Data<Hub>,
     _session: ApiSession,
-    body: web::Json<ChangePassphraseBody>,
+    body: WipedJson<ChangePassphraseBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let ChangePassphraseBody { current, new } = body.into_inner();
+    let ChangePassphraseBody { current, new } = body.0;
     hub.run(move |h| h.change_passphrase(&current, &new, None))
         .await?;
     Ok(HttpResponse::Ok()
@@ -122,7 +159,7 @@ pub fn json_config() -> web::JsonConfig {
 }
 
 /// Names a missing or unknown field, but never echoes submitted values (they may be keys).
-fn json_error_message(detail: &str) -> String {
+pub(super) fn json_error_message(detail: &str) -> String {
     let field = ["missing field", "unknown field"]
         .iter()
         .find_map(|kind| detail.find(kind).map(|at| &detail[at..]))

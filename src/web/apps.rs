@@ -355,7 +355,7 @@ pub async fn key(
             }
         })
         .await?;
-    let base_url = format!("http://{}", hosts.primary());
+    let base_url = hosts.base_url();
     let key = key.map(|k| {
         let k = k.expose_secret().to_string();
         (k.clone(), snippets(&base_url, &k))

@@ -6,6 +6,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::errors::{ApiError, PageError};
+use super::wiped::{FORM_LIMIT, form_unreadable, is_urlencoded, parse_form, read_wiped};
 use crate::hub::{Hub, HubError, Session, SessionId};
 
 pub const COOKIE: &str = "whub_session";
@@ -16,6 +17,19 @@ pub fn session_cookie(id: &SessionId) -> Cookie<'static> {
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/")
+        .finish()
+}
+
+pub const DEVICE_COOKIE: &str = "whub_device";
+
+/// The device cookie of a browser that unlocked this Hub: sent only to `/unlock`, so the
+/// browser's unlock attempts get a throttle lane of their own (see `Source::Device`).
+pub fn device_cookie(token: &str) -> Cookie<'static> {
+    Cookie::build(DEVICE_COOKIE, token.to_string())
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/unlock")
+        .max_age(actix_web::cookie::time::Duration::days(400))
         .finish()
 }
 
@@ -92,13 +106,6 @@ pub struct CsrfForm<T> {
     pub form: T,
 }
 
-fn form_unreadable() -> PageError {
-    PageError::Hub(HubError::bad_input(
-        "form",
-        "The form could not be read. Go back, reload the page and try again.",
-    ))
-}
-
 fn csrf_expired() -> PageError {
     PageError::Hub(HubError::bad_input(
         "csrf",
@@ -118,17 +125,20 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
     type Error = PageError;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, PageError>>>>;
 
+    /// The body is read into wiped memory: forms carry passphrases and provider keys.
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
-        let body = web::Bytes::from_request(&req, payload);
+        let mut payload = payload.take();
         Box::pin(async move {
             let session = PageSession::extract(&req).await?;
-            let bytes = body.await.map_err(|_| form_unreadable())?;
-            let token = submitted_token(&bytes);
-            let form = web::Form::<T>::from_request(&req, &mut Payload::from(bytes))
+            if !is_urlencoded(&req) {
+                return Err(form_unreadable());
+            }
+            let bytes = read_wiped(&mut payload, FORM_LIMIT)
                 .await
-                .map_err(|_| form_unreadable())?
-                .into_inner();
+                .map_err(|_| form_unreadable())?;
+            let token = submitted_token(&bytes);
+            let form = parse_form::<T>(&bytes)?;
             if !session.session.csrf_matches(&token) {
                 return Err(csrf_expired());
             }

@@ -23,24 +23,84 @@ const CUT_PAUSE: Duration = Duration::from_millis(20);
 
 /// Runs the standalone emulator on `listener` until the process stops. All three APIs are
 /// served at `/` (the provider is told apart by headers and path) and
-/// `GET /__emulator/received` lists the last requests with their headers.
-pub async fn run_standalone(listener: TcpListener, options: EmulatorOptions) -> io::Result<()> {
+/// `GET /__emulator/received` lists the last requests with their headers. Like the Hub, it
+/// answers only requests addressed to it by name (`hosts`), so a web page on another site
+/// cannot reach it through DNS rebinding; callers from other machines see no credentials.
+pub async fn run_standalone(
+    listener: TcpListener,
+    options: EmulatorOptions,
+    hosts: super::HostPolicy,
+) -> io::Result<()> {
     let emulator = web::Data::new(Emulator::new(options));
+    let hosts = web::Data::new(hosts);
     let workers = match options.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    HttpServer::new(move || {
-        App::new()
-            .app_data(emulator.clone())
-            .app_data(web::PayloadConfig::new(BODY_LIMIT))
-            .route("/__emulator/received", web::get().to(received))
-            .default_service(web::to(standalone))
-    })
-    .workers(workers)
-    .listen(listener)?
-    .run()
-    .await
+    HttpServer::new(move || standalone_app(emulator.clone(), hosts.clone()))
+        .workers(workers)
+        .listen(listener)?
+        .run()
+        .await
+}
+
+/// The standalone emulator's application (also driven in-process by tests).
+pub fn standalone_app(
+    emulator: web::Data<Emulator>,
+    hosts: web::Data<super::HostPolicy>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(emulator)
+        .app_data(hosts)
+        .app_data(web::PayloadConfig::new(BODY_LIMIT))
+        .route("/__emulator/received", web::get().to(received))
+        .default_service(web::to(standalone))
+        .wrap(actix_web::middleware::from_fn(guard))
+}
+
+/// The standalone emulator's front door: the Hub's Host rule and its refusal of requests
+/// framed two ways at once.
+async fn guard(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let host = super::security::request_host(&req);
+    let peer = req.peer_addr().map(|a| a.ip());
+    let allowed = req
+        .app_data::<web::Data<super::HostPolicy>>()
+        .is_some_and(|p| p.allows(host, peer));
+    let refusal = if super::security::is_smuggling_shaped(req.headers()) {
+        Some((
+            StatusCode::BAD_REQUEST,
+            "A request may not carry both Content-Length and Transfer-Encoding.",
+        ))
+    } else if !allowed {
+        Some((
+            StatusCode::MISDIRECTED_REQUEST,
+            "The emulator only answers requests addressed to it by its own address.",
+        ))
+    } else {
+        None
+    };
+    match refusal {
+        Some((status, message)) => {
+            let mut res = HttpResponse::build(status).json(serde_json::json!({
+                "error": {"code": "refused", "message": message}
+            }));
+            res.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+            Ok(req.into_response(res))
+        }
+        None => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
 }
 
 /// Registers `/emulator/{provider}/{tail:.*}` (openai, anthropic or gemini; every method) for
@@ -54,8 +114,15 @@ pub fn mount(cfg: &mut web::ServiceConfig, emulator: Arc<Emulator>) {
     );
 }
 
-async fn received(emulator: web::Data<Emulator>) -> HttpResponse {
-    HttpResponse::Ok().json(emulator.received())
+/// What arrived, with credentials only for a caller on this machine.
+async fn received(req: HttpRequest, emulator: web::Data<Emulator>) -> HttpResponse {
+    let local = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    let list = emulator.received();
+    if local {
+        HttpResponse::Ok().json(list)
+    } else {
+        HttpResponse::Ok().json(list.iter().map(|r| r.redacted()).collect::<Vec<_>>())
+    }
 }
 
 async fn standalone(req: HttpRequest, body: Bytes, emulator: web::Data<Emulator>) -> HttpResponse {

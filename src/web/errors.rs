@@ -42,6 +42,7 @@ pub fn classify(e: &HubError) -> (StatusCode, &'static str) {
         HubError::WrongPassphrase => (StatusCode::UNAUTHORIZED, "wrong_passphrase"),
         HubError::Backoff { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
         HubError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        HubError::SetupToken => (StatusCode::FORBIDDEN, "setup_token_required"),
         HubError::BadInput { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
         HubError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         HubError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -15,6 +15,7 @@ pub mod playground;
 pub mod proxy;
 pub mod security;
 pub mod usage;
+pub mod wiped;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
@@ -39,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/session", web::delete().to(api::end_session))
                 .route("/lock", web::post().to(api::lock))
                 .route("/passphrase", web::post().to(api::change_passphrase))
+                .route("/backup", web::post().to(api::backup))
                 .route("/connections", web::get().to(connections::api_list))
                 .route("/connections", web::post().to(connections::api_create))
                 .route(
@@ -134,6 +136,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(pages::remove_platform_key),
         )
         .route("/settings/keep", web::post().to(pages::save_keep_settings))
+        .route("/settings/backup", web::post().to(pages::backup))
         .route(
             "/settings/passphrase",
             web::post().to(pages::change_passphrase),
@@ -172,13 +175,21 @@ pub fn app(
 /// The Hub's HTTP server, bound and ready to run.
 pub struct Server(actix_web::dev::Server);
 
+/// Where the Hub listens: the main listener (TLS when configured) and, when the Hub must
+/// reach its own emulator another way, a plain loopback one.
+pub struct Listeners {
+    pub main: std::net::TcpListener,
+    pub tls: Option<rustls::ServerConfig>,
+    pub internal: Option<std::net::TcpListener>,
+}
+
 impl Server {
-    /// Serves the Hub on `listener`, with the built-in emulator mounted beside it.
+    /// Serves the Hub on its listeners, with the built-in emulator mounted beside it.
     pub fn start(
         hub: Hub,
         gateway: Gateway,
         hosts: HostPolicy,
-        listener: std::net::TcpListener,
+        listeners: Listeners,
     ) -> std::io::Result<Server> {
         let emulator = std::sync::Arc::new(crate::emulator::Emulator::new(
             crate::emulator::EmulatorOptions::default(),
@@ -190,11 +201,16 @@ impl Server {
                 hosts.clone(),
                 emulator.clone(),
             )
-        })
-        .listen(listener)?
-        .shutdown_timeout(5)
-        .run();
-        Ok(Server(server))
+        });
+        let server = match listeners.tls {
+            Some(tls) => server.listen_rustls_0_23(listeners.main, tls)?,
+            None => server.listen(listeners.main)?,
+        };
+        let server = match listeners.internal {
+            Some(internal) => server.listen(internal)?,
+            None => server,
+        };
+        Ok(Server(server.shutdown_timeout(5).run()))
     }
 
     pub async fn run(self) -> std::io::Result<()> {

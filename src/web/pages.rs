@@ -2,16 +2,17 @@
 //! every page shares.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::auth::{
-    CsrfForm, Flash, Incoming, PageSession, cleared_cookie, flash_key, redirect_with,
-    session_cookie, shown,
+    CsrfForm, DEVICE_COOKIE, Flash, Incoming, PageSession, cleared_cookie, device_cookie,
+    flash_key, redirect_with, session_cookie, shown,
 };
 use super::errors::PageError;
+use super::wiped::WipedForm;
 use crate::hub::{Hub, HubError, MIN_PASSPHRASE_LEN};
 use crate::providers::Provider;
 
@@ -197,6 +198,8 @@ pub fn field_of(e: &HubError) -> &'static str {
 struct SetupPage {
     flash: Flash,
     min_len: usize,
+    /// The Hub listens beyond loopback: the form asks for the console's setup token.
+    needs_token: bool,
     version: &'static str,
 }
 
@@ -207,6 +210,7 @@ pub async fn setup_form(hub: web::Data<Hub>, flash: Incoming) -> Result<HttpResp
     ok(&SetupPage {
         flash: flash.0,
         min_len: MIN_PASSPHRASE_LEN,
+        needs_token: hub.setup_token_required(),
         version: env!("CARGO_PKG_VERSION"),
     })
 }
@@ -215,31 +219,52 @@ pub async fn setup_form(hub: web::Data<Hub>, flash: Incoming) -> Result<HttpResp
 pub struct SetupForm {
     passphrase: SecretString,
     confirm: SecretString,
+    #[serde(default)]
+    setup_token: Option<SecretString>,
 }
 
 pub async fn setup_submit(
     hub: web::Data<Hub>,
-    form: web::Form<SetupForm>,
+    form: WipedForm<SetupForm>,
 ) -> Result<HttpResponse, PageError> {
     let SetupForm {
         passphrase,
         confirm,
-    } = form.into_inner();
-    match hub.run(move |h| h.setup(&passphrase, Some(&confirm))).await {
-        Ok((id, _)) => Ok(HttpResponse::SeeOther()
-            .cookie(session_cookie(&id))
-            .insert_header((header::LOCATION, WELCOME))
-            .finish()),
+        setup_token,
+    } = form.0;
+    match hub
+        .run(move |h| h.setup(&passphrase, Some(&confirm), setup_token.as_ref()))
+        .await
+    {
+        Ok((id, _)) => {
+            let mut res = HttpResponse::SeeOther()
+                .cookie(session_cookie(&id))
+                .insert_header((header::LOCATION, WELCOME))
+                .finish();
+            remember_device(&hub, &mut res).await;
+            Ok(res)
+        }
         Err(HubError::AlreadyInitialized) => Ok(redirect("/unlock")),
         Err(e) => {
-            let field = if field_of(&e) == "confirm" {
-                "confirm"
-            } else {
-                "passphrase"
+            let field = match (&e, field_of(&e)) {
+                (HubError::SetupToken, _) => "setup_token",
+                (_, "confirm") => "confirm",
+                _ => "passphrase",
             };
             let flash = Flash::error("setup", field, e.to_string());
             Ok(redirect_with("/setup", &flash, flash_key(None)))
         }
+    }
+}
+
+/// Gives the browser that just signed in a device cookie, so its later unlocks have a
+/// throttle lane of their own. Best effort: sign-in works without it.
+async fn remember_device(hub: &Hub, res: &mut HttpResponse) {
+    match hub.run(|h| h.new_device()).await {
+        Ok(token) => {
+            let _ = res.add_cookie(&device_cookie(&token));
+        }
+        Err(e) => tracing::warn!(error = %e, "could not remember this browser for unlocking"),
     }
 }
 
@@ -269,15 +294,30 @@ pub struct UnlockForm {
 }
 
 pub async fn unlock_submit(
+    req: HttpRequest,
     hub: web::Data<Hub>,
-    form: web::Form<UnlockForm>,
+    form: WipedForm<UnlockForm>,
 ) -> Result<HttpResponse, PageError> {
-    let passphrase = form.into_inner().passphrase;
-    match hub.run(move |h| h.sign_in(&passphrase)).await {
-        Ok((id, _)) => Ok(HttpResponse::SeeOther()
-            .cookie(session_cookie(&id))
-            .insert_header((header::LOCATION, HOME))
-            .finish()),
+    let passphrase = form.0.passphrase;
+    let device = match req.cookie(DEVICE_COOKIE) {
+        Some(c) => {
+            let token = c.value().to_string();
+            hub.run(move |h| h.device_source(&token)).await?
+        }
+        None => None,
+    };
+    let from = device.unwrap_or_else(|| super::api::source(&req));
+    match hub.sign_in(passphrase, from).await {
+        Ok((id, _)) => {
+            let mut res = HttpResponse::SeeOther()
+                .cookie(session_cookie(&id))
+                .insert_header((header::LOCATION, HOME))
+                .finish();
+            if device.is_none() {
+                remember_device(&hub, &mut res).await;
+            }
+            Ok(res)
+        }
         Err(HubError::NotInitialized) => Ok(redirect("/setup")),
         Err(e) => {
             let flash = Flash::error("unlock", "passphrase", e.to_string());
@@ -336,7 +376,7 @@ pub async fn welcome(
     let (demo, live) = (on(true), on(false));
     ok(&WelcomePage {
         l: Layout::new(&hub, &session, "welcome"),
-        base_url: format!("http://{}", hosts.primary()),
+        base_url: hosts.base_url(),
         demo,
         live,
         balance: Money::of(hub.credits().balance()),
@@ -489,6 +529,24 @@ pub async fn remove_platform_key(
     );
     let to = format!("/settings#platform-{provider}");
     Ok(redirect_with(&to, &flash, flash_key(Some(&form.session))))
+}
+
+/// Settings → Back up now: writes a backup into the data dir and says where.
+pub async fn backup(hub: web::Data<Hub>, form: CsrfForm<Empty>) -> Result<HttpResponse, PageError> {
+    let flash = match hub.run(|h| h.backup_now()).await {
+        Ok(copied) => Flash::notice(format!(
+            "Backup written to {} ({} KiB). To restore it, stop the Hub and run: workshop-hub restore {}",
+            copied.path.display(),
+            copied.bytes.div_ceil(1024),
+            copied.path.display()
+        )),
+        Err(e) => Flash::error("page", "", e.to_string()),
+    };
+    Ok(redirect_with(
+        "/settings#backup",
+        &flash,
+        flash_key(Some(&form.session)),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -109,7 +109,7 @@ async fn page(
                 .and_then(|f| f.max_tokens)
                 .unwrap_or(DEFAULT_MAX_TOKENS),
             exchange,
-            base_url: format!("http://{}", hosts.primary()),
+            base_url: hosts.base_url(),
         },
     )
 }

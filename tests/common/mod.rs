@@ -105,10 +105,10 @@ impl TestHub {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let port = read_port(&mut child, &stderr);
+        let (scheme, port) = read_listen_line(&mut child, &stderr);
         TestHub {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             port,
             data_dir: dir,
             stderr,
@@ -152,6 +152,11 @@ impl Drop for TestHub {
 }
 
 fn read_port(child: &mut Child, stderr: &Arc<Mutex<String>>) -> u16 {
+    read_listen_line(child, stderr).1
+}
+
+/// The scheme and port of the `listening on SCHEME://ADDR` line the binary prints first.
+fn read_listen_line(child: &mut Child, stderr: &Arc<Mutex<String>>) -> (&'static str, u16) {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -166,16 +171,20 @@ fn read_port(child: &mut Child, stderr: &Arc<Mutex<String>>) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let addr = line
-                .trim()
-                .strip_prefix("listening on http://")
-                .unwrap_or_else(|| {
-                    panic!(
-                        "unexpected first line {line:?}; log: {}",
-                        stderr.lock().unwrap()
-                    )
-                });
-            return addr.rsplit(':').next().unwrap().parse().unwrap();
+            let line = line.trim();
+            let (scheme, addr) = [
+                ("https", "listening on https://"),
+                ("http", "listening on http://"),
+            ]
+            .into_iter()
+            .find_map(|(scheme, prefix)| Some((scheme, line.strip_prefix(prefix)?)))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    stderr.lock().unwrap()
+                )
+            });
+            return (scheme, addr.rsplit(':').next().unwrap().parse().unwrap());
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
