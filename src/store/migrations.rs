@@ -165,6 +165,11 @@ const MIGRATIONS: &[&str] = &[
         response_truncated INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX request_bodies_by_time ON request_bodies (started_at);",
+    // 6: what a request's page says of its trip upstream: how long it waited before being
+    // sent, how many attempts it took (retries of rate limits), and the provider's request id.
+    "ALTER TABLE usage_records ADD COLUMN queued_ms INTEGER;
+    ALTER TABLE usage_records ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE usage_records ADD COLUMN provider_request_id TEXT;",
 ];
 
 /// The schema version this build writes.
