@@ -123,4 +123,96 @@ mod tests {
             "a\nb"
         );
     }
+
+    fn turn(role: Role, text: &str) -> Turn {
+        Turn {
+            role,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn each_provider_reads_the_conversation_it_was_sent() {
+        use super::super::{Provider, api};
+        let expected = Conversation {
+            system: Some("Be brief.".into()),
+            turns: vec![
+                turn(Role::User, "Hi"),
+                turn(Role::Assistant, "Hello"),
+                turn(Role::User, "Bye"),
+            ],
+        };
+        for provider in Provider::ALL {
+            let request = api(provider).playground_request("m", &expected, 16, false);
+            assert_eq!(
+                api(provider).conversation(&request.body),
+                Some(expected.clone()),
+                "{provider}"
+            );
+        }
+        // OpenAI's Responses: instructions and typed input parts.
+        let responses = br#"{"model":"m","instructions":"Be brief.","input":[
+            {"role":"user","content":[{"type":"input_text","text":"Hi"}]},
+            {"role":"assistant","content":[{"type":"output_text","text":"Hello"}]},
+            {"role":"user","content":"Bye"}]}"#;
+        assert_eq!(
+            api(Provider::OpenAi).conversation(responses),
+            Some(expected.clone())
+        );
+        // Anthropic's system as text blocks.
+        let messages = br#"{"model":"m","system":[{"type":"text","text":"Be brief."}],
+            "messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]},
+            {"role":"assistant","content":"Hello"},{"role":"user","content":"Bye"}]}"#;
+        assert_eq!(
+            api(Provider::Anthropic).conversation(messages),
+            Some(expected)
+        );
+        assert_eq!(api(Provider::OpenAi).conversation(b"{\"input\": 3}"), None);
+        assert_eq!(api(Provider::Gemini).conversation(b"not json"), None);
+    }
+
+    #[test]
+    fn each_provider_assembles_its_stream() {
+        use super::super::{Provider, api};
+        let chat = b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
+            data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n\
+            data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n\
+            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n";
+        assert_eq!(
+            api(Provider::OpenAi).assemble_stream(chat).as_deref(),
+            Some("Hello")
+        );
+        let responses = b"event: response.output_text.delta\n\
+            data: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n\
+            event: response.completed\ndata: {\"type\":\"response.completed\"}\n\n";
+        assert_eq!(
+            api(Provider::OpenAi).assemble_stream(responses).as_deref(),
+            Some("Hi")
+        );
+        let anthropic = b"event: content_block_delta\n\
+            data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}\n\n\
+            event: content_block_delta\n\
+            data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Yes\"}}\n\n";
+        assert_eq!(
+            api(Provider::Anthropic)
+                .assemble_stream(anthropic)
+                .as_deref(),
+            Some("Yes")
+        );
+        let gemini = b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"plan\",\"thought\":true},{\"text\":\"A\"}]}}]}\n\n\
+            data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"B\"}]}}]}\n\n";
+        assert_eq!(
+            api(Provider::Gemini).assemble_stream(gemini).as_deref(),
+            Some("AB")
+        );
+        let array = br#"[{"candidates":[{"content":{"parts":[{"text":"A"}]}}]}]"#;
+        assert_eq!(
+            api(Provider::Gemini).assemble_stream(array).as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            api(Provider::Anthropic).assemble_stream(b"event: ping\ndata: {}\n\n"),
+            None
+        );
+    }
 }

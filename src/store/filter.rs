@@ -131,6 +131,22 @@ impl UsageFilter {
 
     /// `AND …` conditions over `usage_records` and their values, in order.
     pub(super) fn conditions(&self) -> (String, Vec<Value>) {
+        self.conditions_with("started_at")
+    }
+
+    /// The conditions for a page of rows newest first. Over a range longer than a day the
+    /// time index would gather and sort every row in it, so the rows are walked newest id
+    /// first instead (`+started_at` keeps SQLite off that index) and the page's limit stops
+    /// the walk early; a short range is read through the index.
+    pub(super) fn paging_conditions(&self) -> (String, Vec<Value>) {
+        let end = self.to.unwrap_or_else(Utc::now);
+        let wide = self
+            .from
+            .is_none_or(|from| end - from > chrono::Duration::days(1));
+        self.conditions_with(if wide { "+started_at" } else { "started_at" })
+    }
+
+    fn conditions_with(&self, time: &str) -> (String, Vec<Value>) {
         let mut sql = String::new();
         let mut values = Vec::new();
         let mut add = |condition: &str, value: Vec<Value>| {
@@ -141,10 +157,10 @@ impl UsageFilter {
         let stamp =
             |t: &DateTime<Utc>| Value::Text(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         if let Some(from) = &self.from {
-            add("started_at >= ?", vec![stamp(from)]);
+            add(&format!("{time} >= ?"), vec![stamp(from)]);
         }
         if let Some(to) = &self.to {
-            add("started_at < ?", vec![stamp(to)]);
+            add(&format!("{time} < ?"), vec![stamp(to)]);
         }
         if let Some(app) = &self.app {
             add("app_id = ?", vec![Value::Text(app.clone())]);
@@ -178,4 +194,27 @@ fn name_list(models: &[String]) -> (String, Vec<Value>) {
         names.push(Value::Null);
     }
     (vec!["?"; names.len()].join(", "), names)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_over_a_long_range_walk_ids_and_short_ones_use_the_time_index() {
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let month = UsageFilter::whole_days(day("2026-01-01"), day("2026-01-30"));
+        assert!(month.paging_conditions().0.contains("+started_at >= ?"));
+        let one_day = UsageFilter::whole_days(day("2026-01-01"), day("2026-01-01"));
+        let (sql, values) = one_day.paging_conditions();
+        assert!(
+            sql.contains(" AND started_at >= ? AND started_at < ?"),
+            "{sql}"
+        );
+        assert_eq!(values.len(), 2);
+        assert_eq!(one_day.conditions(), one_day.paging_conditions());
+        // Totals keep the index either way.
+        assert!(!month.conditions().0.contains('+'));
+    }
 }

@@ -213,7 +213,7 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<UsageRecord>> {
-        let (conditions, mut values) = filter.conditions();
+        let (conditions, mut values) = filter.paging_conditions();
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {} FROM usage_records WHERE id < ?{conditions} ORDER BY id DESC LIMIT ?",

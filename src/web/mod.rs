@@ -191,6 +191,7 @@ impl Server {
                 emulator.clone(),
             )
         })
+        .on_connect(no_delay)
         .listen(listener)?
         .shutdown_timeout(5)
         .run();
@@ -199,6 +200,16 @@ impl Server {
 
     pub async fn run(self) -> std::io::Result<()> {
         self.0.await
+    }
+}
+
+/// Streams go out in small writes; with Nagle's algorithm on, the last one can wait for the
+/// client's delayed acknowledgement (about 40 ms) before it leaves.
+fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
     }
 }
 
