@@ -87,7 +87,7 @@ fn record(i: usize, total: usize) -> UsageRecord {
         ttfb_ms: Some(50 + (h >> 32) % 400),
         surface: workshop_hub::ledger::Surface::Native,
         queued_ms: Some(h % 3),
-        attempts: 1 + u32::from(h % 50 == 0),
+        attempts: Some(1 + u32::from(h % 50 == 0)),
         provider_request_id: Some(format!("req_{h:016x}")),
     }
 }

@@ -173,7 +173,7 @@ fn usage(at: DateTime<Utc>, app: Option<&str>, provider: Provider, model: &str) 
         ttfb_ms: None,
         surface: workshop_hub::ledger::Surface::Native,
         queued_ms: None,
-        attempts: 0,
+        attempts: None,
         provider_request_id: None,
     }
 }
@@ -198,7 +198,7 @@ fn seed() -> Seeded {
             ttfb_ms: Some(120),
             surface: workshop_hub::ledger::Surface::Native,
             queued_ms: None,
-            attempts: 0,
+            attempts: None,
             provider_request_id: None,
             ..usage(
                 yesterday,
@@ -221,7 +221,7 @@ fn seed() -> Seeded {
             ttfb_ms: Some(300),
             surface: workshop_hub::ledger::Surface::Native,
             queued_ms: None,
-            attempts: 0,
+            attempts: None,
             provider_request_id: None,
             ..usage(
                 now - Duration::minutes(30),

@@ -194,7 +194,7 @@ impl Context {
                 ttfb_ms: Some(self.ttfb.as_millis() as u64),
                 surface: self.surface,
                 queued_ms: self.trip.queued.map(|q| q.as_millis() as u64),
-                attempts: self.trip.attempts,
+                attempts: Some(self.trip.attempts),
                 provider_request_id: self
                     .trip
                     .request_id
@@ -240,7 +240,7 @@ impl Gateway {
             ttfb_ms: None,
             surface: known.surface,
             queued_ms: None,
-            attempts: 0,
+            attempts: Some(0),
             provider_request_id: None,
         };
         let bodies = self.hub().keeps_bodies().then(|| {

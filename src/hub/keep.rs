@@ -293,7 +293,7 @@ mod tests {
             ttfb_ms: Some(5),
             surface: Surface::Native,
             queued_ms: None,
-            attempts: 0,
+            attempts: None,
             provider_request_id: None,
         }
     }

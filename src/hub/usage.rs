@@ -500,7 +500,7 @@ mod tests {
             ttfb_ms: None,
             surface: crate::ledger::Surface::Native,
             queued_ms: None,
-            attempts: 0,
+            attempts: None,
             provider_request_id: None,
         }
     }
@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(
             csv_line(&row),
             "42,2025-03-02T09:00:00.000Z,app-1,,anthropic,claude-sonnet-4-5,/v1/messages,true,200,,\
-             249,1,2,26,3,1137,credits,false,2450,,native,,0,\n"
+             249,1,2,26,3,1137,credits,false,2450,,native,,,\n"
         );
         assert_eq!(
             csv_header().trim_end().split(',').count(),

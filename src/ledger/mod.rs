@@ -97,8 +97,9 @@ pub struct UsageRecord {
     pub surface: Surface,
     /// From arrival to being sent upstream; `None` when it never was.
     pub queued_ms: Option<u64>,
-    /// Upstream attempts: 0 when never sent, more than 1 when a rate limit was retried.
-    pub attempts: u32,
+    /// Upstream attempts: 0 when never sent, more than 1 when a rate limit was retried;
+    /// `None` for calls recorded before attempts were counted.
+    pub attempts: Option<u32>,
     /// The provider's own id for the call, from its response headers.
     pub provider_request_id: Option<String>,
 }
@@ -178,7 +179,7 @@ impl UsageRecord {
 
     /// Whether a rate limit made the Hub send this call more than once.
     pub fn retried(&self) -> bool {
-        self.attempts > 1
+        self.attempts.is_some_and(|a| a > 1)
     }
 
     /// Every field, in [`USAGE_COLUMNS`] order.
@@ -208,7 +209,7 @@ impl UsageRecord {
             self.ttfb_ms.map_or(Null, int),
             Text(self.surface.as_str()),
             self.queued_ms.map_or(Null, int),
-            Int(i64::from(self.attempts)),
+            self.attempts.map_or(Null, |a| Int(i64::from(a))),
             text(&self.provider_request_id),
         ]
     }

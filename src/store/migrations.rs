@@ -170,7 +170,7 @@ const MIGRATIONS: &[&str] = &[
     // Indexes let the request log's filters page newest first without sorting (an app's or a
     // surface's calls in id order) and find the failures and one error code.
     "ALTER TABLE usage_records ADD COLUMN queued_ms INTEGER;
-    ALTER TABLE usage_records ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE usage_records ADD COLUMN attempts INTEGER;
     ALTER TABLE usage_records ADD COLUMN provider_request_id TEXT;
     CREATE INDEX usage_by_app_id ON usage_records (app_id);
     CREATE INDEX usage_failed ON usage_records (started_at)

@@ -352,7 +352,9 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRecord> {
         surface: Surface::parse(&surface)
             .ok_or_else(|| conversion(20, format!("unknown surface {surface}")))?,
         queued_ms: r.get::<_, Option<i64>>(21)?.map(unsigned),
-        attempts: u32::try_from(r.get::<_, i64>(22)?).unwrap_or(0),
+        attempts: r
+            .get::<_, Option<i64>>(22)?
+            .map(|a| u32::try_from(a).unwrap_or(0)),
         provider_request_id: r.get(23)?,
     })
 }
@@ -426,7 +428,7 @@ mod tests {
             ttfb_ms: Some(40),
             surface: crate::ledger::Surface::Native,
             queued_ms: None,
-            attempts: 0,
+            attempts: None,
             provider_request_id: None,
         }
     }
