@@ -86,6 +86,9 @@ fn record(i: usize, total: usize) -> UsageRecord {
         latency_ms: 200 + (h >> 24) % 3_000,
         ttfb_ms: Some(50 + (h >> 32) % 400),
         surface: workshop_hub::ledger::Surface::Native,
+        queued_ms: Some(h % 3),
+        attempts: Some(1 + u32::from(h % 50 == 0)),
+        provider_request_id: Some(format!("req_{h:016x}")),
     }
 }
 

@@ -53,12 +53,21 @@ median_ms() {
 
 BASELINE="$(median_ms /settings)"
 printf '%s usage rows, median of %s runs\n' "$ROWS" "$RUNS"
-printf '%-44s %10s %8s\n' "URL" "median ms" "× /settings"
-printf '%-44s %10s %8s\n' "/settings (baseline)" "$BASELINE" "1.0"
+printf '%-72s %10s %8s\n' "URL" "median ms" "× /settings"
+printf '%-72s %10s %8s\n' "/settings (baseline)" "$BASELINE" "1.0"
+WEEK_AGO="$(date -u -d '-7 days' +%F)"
+HOUR_AGO="$(date -u -d '-1 hour' +%FT%H:%M:%SZ)"
+TOMORROW="$(date -u -d '+1 day' +%F)"
 for url in /usage "/usage?before=500000" /api/v1/usage "/api/v1/usage?group_by=model" \
-  "/api/v1/usage?group_by=app&from=$(date -u -d '-89 days' +%F)" "/api/v1/usage/requests?limit=100" /api/v1/credits /models; do
+  "/api/v1/usage?group_by=app&from=$(date -u -d '-89 days' +%F)" "/api/v1/usage/requests?limit=100" /api/v1/credits /models \
+  /requests "/requests?app=app-3" "/requests?app=app-3&from=$WEEK_AGO&to=$TOMORROW" \
+  "/requests?provider=anthropic&model=claude-sonnet-4-5&from=$WEEK_AGO" "/requests?status=error" \
+  "/requests?app=app-3&status=rate_limit_exceeded" "/requests?from=$HOUR_AGO" "/requests?surface=compatible" \
+  "/api/v1/usage/requests?app=app-3&from=$WEEK_AGO&limit=100" "/api/v1/usage/requests?status=error&provider=gemini" \
+  "/usage?app=app-3" "/usage?app=app-3&from=$WEEK_AGO&to=$TOMORROW" "/usage?status=error" \
+  "/api/v1/usage?app=app-3&group_by=model"; do
   ms="$(median_ms "$url")"
-  printf '%-44s %10s %8s\n' "$url" "$ms" "$(awk -v a="$ms" -v b="$BASELINE" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }')"
+  printf '%-72s %10s %8s\n' "$url" "$ms" "$(awk -v a="$ms" -v b="$BASELINE" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }')"
 done
 start=$(date +%s.%N)
 curl -s -o "$DIR/usage.csv" -b "whub_session=$COOKIE" "$BASE/api/v1/usage.csv"

@@ -141,6 +141,8 @@
         body: JSON.stringify({
           target: data.get("target"),
           prompt: data.get("prompt"),
+          system: data.get("system") || "",
+          history: data.get("history") || "",
           max_tokens: Number(data.get("max_tokens")) || undefined,
         }),
       });

@@ -172,6 +172,9 @@ fn usage(at: DateTime<Utc>, app: Option<&str>, provider: Provider, model: &str) 
         latency_ms: 0,
         ttfb_ms: None,
         surface: workshop_hub::ledger::Surface::Native,
+        queued_ms: None,
+        attempts: None,
+        provider_request_id: None,
     }
 }
 
@@ -194,6 +197,9 @@ fn seed() -> Seeded {
             latency_ms: 812,
             ttfb_ms: Some(120),
             surface: workshop_hub::ledger::Surface::Native,
+            queued_ms: None,
+            attempts: None,
+            provider_request_id: None,
             ..usage(
                 yesterday,
                 Some("app-recipes"),
@@ -214,6 +220,9 @@ fn seed() -> Seeded {
             latency_ms: 2_450,
             ttfb_ms: Some(300),
             surface: workshop_hub::ledger::Surface::Native,
+            queued_ms: None,
+            attempts: None,
+            provider_request_id: None,
             ..usage(
                 now - Duration::minutes(30),
                 Some("app-recipes"),
@@ -428,7 +437,7 @@ async fn requests_page_newest_first_and_the_csv_matches() {
     let csv = res.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     let header: Vec<&str> = lines[0].split(',').collect();
-    assert_eq!(header.len(), 21);
+    assert_eq!(header.len(), workshop_hub::ledger::USAGE_COLUMNS.len());
     assert_eq!(lines.len(), 1 + rows.len());
     for (line, row) in lines[1..].iter().zip(&rows) {
         let cells: Vec<&str> = line.split(',').collect();
@@ -468,7 +477,15 @@ async fn the_usage_page_shows_credits_chart_and_requests() {
     assert!(html.contains("billed by provider"));
     assert!(html.contains(">estimated<"));
     assert!(html.contains("$0.005602"));
-    assert!(html.contains("href=\"/api/v1/usage.csv\""));
+    // The export covers the period shown: the last 30 UTC days.
+    let first = (Utc::now().date_naive() - Duration::days(29)).to_string();
+    let tomorrow = (Utc::now().date_naive() + Duration::days(1)).to_string();
+    assert!(
+        html.contains(&format!(
+            "href=\"/api/v1/usage.csv?from={first}&#38;to={tomorrow}\""
+        )),
+        "{html}"
+    );
     assert!(!html.contains("No requests yet"));
     assert!(!html.contains(" style="), "the CSP forbids inline styles");
     // The sidebar lists the page and marks it current.
@@ -490,7 +507,7 @@ async fn an_empty_hub_shows_a_friendly_usage_page() {
     let (status, html) = get_text(&hub, &cookie, "/usage").await;
     assert_eq!(status, 200);
     assert!(html.contains("No requests yet"));
-    assert!(html.contains("No spend in the last 30 days"));
+    assert!(html.contains("No spend in this period"));
     assert!(html.contains(
         "<strong id=\"balance\"><span class=\"money\" title=\"Exactly $5.00\">$5.00</span></strong>"
     ));

@@ -89,6 +89,8 @@ pub(super) struct Admitted {
     pub hold: Option<Hold>,
     pub budget: Option<BudgetHold>,
     pub tokens: Option<TokenReservation>,
+    /// Filled in while forwarding: what the call's page says of its trip upstream.
+    pub trip: super::record::Trip,
 }
 
 impl Gateway {
@@ -249,6 +251,7 @@ impl Gateway {
                 hold,
                 budget,
                 tokens,
+                trip: Default::default(),
             }),
             Err(out) => {
                 let model = info.model.take();

@@ -23,7 +23,7 @@ const COMMON_RESPONSE_HEADERS: &[&str] = &["content-type", "retry-after", "retry
 
 impl Gateway {
     /// Sends the request upstream (retrying managed rate limits) and relays the answer.
-    pub(super) async fn forward(&self, head: &Head, admitted: Admitted) -> Outgoing {
+    pub(super) async fn forward(&self, head: &Head, mut admitted: Admitted) -> Outgoing {
         let api = admitted.gate.api;
         let mut upstream = api.prepare(
             &ProxyRequest {
@@ -53,10 +53,12 @@ impl Gateway {
             for (name, value) in &upstream.headers {
                 builder = builder.header(name.as_str(), value.as_str());
             }
+            admitted.trip.note_attempt(admitted.gate.started);
             let response = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => return self.upstream_failed(admitted, e.is_timeout()).await,
             };
+            admitted.trip.request_id = request_id(api, response.headers());
             let status = response.status().as_u16();
             if status == 429 && admitted.gate.route.managed && attempt < MAX_RATE_LIMIT_RETRIES {
                 let wait = retry_wait(response.headers(), attempt);
@@ -319,6 +321,12 @@ fn retry_wait(headers: &reqwest::header::HeaderMap, attempt: u32) -> Duration {
         Some(secs) if secs >= 0.0 => Duration::from_secs_f64(secs).min(MAX_RETRY_WAIT),
         _ => Duration::from_millis(500 * (1 << attempt)),
     }
+}
+
+/// The provider's id for the call, when it sends one.
+fn request_id(api: &dyn ProviderApi, headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let value = headers.get(api.request_id_header()?)?;
+    Some(value.to_str().ok()?.to_string())
 }
 
 /// The response headers an app gets: the common ones and the provider's request ids and

@@ -24,6 +24,27 @@ const MAX_ENDPOINT_BYTES: usize = 128;
 /// Longest error code kept in a usage record.
 const MAX_CODE_BYTES: usize = 64;
 
+/// A call's trip upstream, as forwarding saw it.
+#[derive(Debug, Default)]
+pub(super) struct Trip {
+    /// From arrival to the first attempt being sent.
+    pub queued: Option<Duration>,
+    pub attempts: u32,
+    /// The provider's id for the call, from the last answer's headers.
+    pub request_id: Option<String>,
+}
+
+impl Trip {
+    /// One more attempt is being sent; the first ends the call's time in the queue.
+    pub fn note_attempt(&mut self, arrived: Instant) {
+        self.queued.get_or_insert_with(|| arrived.elapsed());
+        self.attempts += 1;
+    }
+}
+
+/// Longest provider request id kept.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
 /// What is needed to record a request once its answer is known.
 pub(super) struct Context {
     gateway: Gateway,
@@ -48,6 +69,7 @@ pub(super) struct Context {
     started_at: DateTime<Utc>,
     started: Instant,
     ttfb: Duration,
+    trip: Trip,
 }
 
 impl Context {
@@ -61,6 +83,7 @@ impl Context {
             budget,
             tokens,
             body,
+            trip,
         } = admitted;
         let request = gateway
             .hub()
@@ -87,6 +110,7 @@ impl Context {
             request,
             response: None,
             ttfb,
+            trip,
         }
     }
 
@@ -169,6 +193,12 @@ impl Context {
                 latency_ms: self.started.elapsed().as_millis() as u64,
                 ttfb_ms: Some(self.ttfb.as_millis() as u64),
                 surface: self.surface,
+                queued_ms: self.trip.queued.map(|q| q.as_millis() as u64),
+                attempts: Some(self.trip.attempts),
+                provider_request_id: self
+                    .trip
+                    .request_id
+                    .map(|id| bounded(&id, MAX_REQUEST_ID_BYTES)),
             },
             hold: self.hold,
             budget: self.budget,
@@ -209,6 +239,9 @@ impl Gateway {
             latency_ms: known.started.elapsed().as_millis() as u64,
             ttfb_ms: None,
             surface: known.surface,
+            queued_ms: None,
+            attempts: Some(0),
+            provider_request_id: None,
         };
         let bodies = self.hub().keeps_bodies().then(|| {
             let (request, request_truncated) =

@@ -10,6 +10,9 @@ use chrono::{DateTime, Days, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Hub, HubError};
+use crate::catalog::ModelKind;
+use crate::ledger::UsageRecord;
+use crate::providers::{self, Conversation, Endpoint, Provider};
 use crate::store::SealedBodies;
 
 /// The most of one body that is kept; longer ones are cut and marked.
@@ -74,6 +77,8 @@ pub struct OpenedBodies {
     pub response: Option<String>,
     pub request_truncated: bool,
     pub response_truncated: bool,
+    /// For a streamed answer: the text its events spelled out, when they held any.
+    pub assembled_answer: Option<String>,
 }
 
 impl Hub {
@@ -157,10 +162,10 @@ impl Hub {
         Ok((bodies, rows))
     }
 
-    /// The kept bodies of request `id`, opened; `None` when none were kept. `Locked` while
-    /// the vault is.
-    pub fn request_bodies(&self, id: i64) -> Result<Option<OpenedBodies>, HubError> {
-        let Some(sealed) = self.store().request_bodies(id)? else {
+    /// The kept bodies of `record`'s call, opened (a stream's answer assembled from its
+    /// events); `None` when none were kept. `Locked` while the vault is.
+    pub fn request_bodies(&self, record: &UsageRecord) -> Result<Option<OpenedBodies>, HubError> {
+        let Some(sealed) = self.store().request_bodies(record.id)? else {
             return Ok(None);
         };
         let vault = self.vault()?;
@@ -173,11 +178,57 @@ impl Hub {
                 })
                 .transpose()
         };
+        let response = open("response", &sealed.response)?;
+        let assembled_answer = response
+            .as_deref()
+            .filter(|_| record.streamed)
+            .and_then(|events| providers::api(record.provider).assemble_stream(events.as_bytes()));
         Ok(Some(OpenedBodies {
             request: open("request", &sealed.request)?,
-            response: open("response", &sealed.response)?,
+            response,
             request_truncated: sealed.request_truncated,
             response_truncated: sealed.response_truncated,
+            assembled_answer,
+        }))
+    }
+}
+
+/// A kept chat request, ready to be asked again in the Playground.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub provider: Provider,
+    /// The connection the call went through, when it had one.
+    pub connection_id: Option<String>,
+    /// The catalog id of the model it asked.
+    pub model: String,
+    pub chat: Conversation,
+}
+
+impl Hub {
+    /// What request `id` asked, when it was a chat call to a catalog chat model and its
+    /// body was kept; `None` otherwise. `Locked` while the vault is.
+    pub fn replay(&self, id: i64) -> Result<Option<Replay>, HubError> {
+        let record = self.store().usage_record(id)?;
+        if !Endpoint::names_chat(&record.endpoint) {
+            return Ok(None);
+        }
+        let Some(model) = record
+            .model
+            .as_deref()
+            .and_then(|m| self.catalog().resolve(record.provider, m))
+            .filter(|m| m.kind == ModelKind::Chat)
+        else {
+            return Ok(None);
+        };
+        let Some(request) = self.request_bodies(&record)?.and_then(|b| b.request) else {
+            return Ok(None);
+        };
+        let chat = providers::api(record.provider).conversation(request.as_bytes());
+        Ok(chat.map(|chat| Replay {
+            provider: record.provider,
+            connection_id: record.connection_id,
+            model: model.id.clone(),
+            chat,
         }))
     }
 }
@@ -212,7 +263,7 @@ mod tests {
     use crate::ledger::{BilledTo, Surface, UsageRecord};
     use crate::money::MicroUsd;
     use crate::providers::Provider;
-    use crate::store::{DayRange, GroupBy};
+    use crate::store::{GroupBy, UsageFilter};
 
     fn hub(dir: &std::path::Path) -> Hub {
         crate::hub::test_hub(dir)
@@ -241,6 +292,9 @@ mod tests {
             latency_ms: 10,
             ttfb_ms: Some(5),
             surface: Surface::Native,
+            queued_ms: None,
+            attempts: None,
+            provider_request_id: None,
         }
     }
 
@@ -268,10 +322,8 @@ mod tests {
         let bodies: Vec<(i64, SealedBodies)> = ids.iter().map(|&id| (id, sealed())).collect();
         hub.store().insert_bodies(&bodies).unwrap();
         let balance = hub.store().ledger_balance().unwrap();
-        let range = DayRange {
-            from: (now - Duration::days(60)).format("%Y-%m-%d").to_string(),
-            to: now.format("%Y-%m-%d").to_string(),
-        };
+        let range =
+            UsageFilter::whole_days((now - Duration::days(60)).date_naive(), now.date_naive());
         let totals = hub.store().usage_aggregates(&range, GroupBy::Day).unwrap();
 
         assert_eq!(

@@ -21,7 +21,9 @@ use crate::vault::UnlockedVault;
 pub use auth::{MAX_DELAY as UNLOCK_MAX_DELAY, MIN_PASSPHRASE_LEN, Source, Status};
 pub use credits::{CreditSummary, MAX_NOTE_CHARS, MAX_TOP_UP};
 pub use error::{HubError, ceil_secs};
-pub use keep::{BODY_CAP, BODY_DAYS, CapturedBodies, KeepChange, KeepSettings, OpenedBodies};
+pub use keep::{
+    BODY_CAP, BODY_DAYS, CapturedBodies, KeepChange, KeepSettings, OpenedBodies, Replay,
+};
 pub use routing::{AppGate, Route, UsageBook};
 pub use sessions::{Session, SessionId};
 pub use usage::{

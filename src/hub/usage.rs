@@ -122,12 +122,21 @@ pub fn parse_group_by(text: Option<&str>) -> Result<GroupBy, HubError> {
 }
 
 impl Hub {
+    /// Totals of the calls that pass `filter`, grouped as asked.
     pub fn usage_summary(
         &self,
-        range: &DayRange,
+        filter: &UsageFilter,
         group: GroupBy,
     ) -> Result<Vec<UsageAggregate>, HubError> {
-        Ok(self.store().usage_aggregates(range, group)?)
+        Ok(self.store().usage_aggregates(filter, group)?)
+    }
+
+    /// Cost per (UTC day, provider) of the calls that pass `filter`: the spend chart's data.
+    pub fn daily_spend(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(String, String, crate::money::MicroUsd)>, HubError> {
+        Ok(self.store().daily_cost_by_provider(filter)?)
     }
 
     /// Usage rows that pass `filter`, newest first, `limit` (at most [`MAX_PAGE`]) after the
@@ -190,9 +199,11 @@ impl Hub {
         };
         Ok(RequestDetail {
             timings: Timings {
+                queued_ms: record.queued_ms,
                 first_byte_ms: record.ttfb_ms,
                 total_ms: record.latency_ms,
             },
+            retried: record.retried(),
             cost_lines,
             record,
         })
@@ -414,11 +425,16 @@ pub struct RequestDetail {
     #[serde(flatten)]
     pub record: UsageRecord,
     pub timings: Timings,
+    /// Whether a rate limit made the Hub send it more than once (`attempts` says how often).
+    pub retried: bool,
     pub cost_lines: Vec<CostLine>,
 }
 
+/// Milliseconds from the call's arrival: until it was sent upstream (`None` when it never
+/// was), until the first byte of the answer, until the end.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Timings {
+    pub queued_ms: Option<u64>,
     pub first_byte_ms: Option<u64>,
     pub total_ms: u64,
 }
@@ -483,6 +499,9 @@ mod tests {
             latency_ms: 2_450,
             ttfb_ms: None,
             surface: crate::ledger::Surface::Native,
+            queued_ms: None,
+            attempts: None,
+            provider_request_id: None,
         }
     }
 
@@ -492,7 +511,7 @@ mod tests {
         assert_eq!(
             csv_line(&row),
             "42,2025-03-02T09:00:00.000Z,app-1,,anthropic,claude-sonnet-4-5,/v1/messages,true,200,,\
-             249,1,2,26,3,1137,credits,false,2450,,native\n"
+             249,1,2,26,3,1137,credits,false,2450,,native,,,\n"
         );
         assert_eq!(
             csv_header().trim_end().split(',').count(),

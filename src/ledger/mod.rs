@@ -95,11 +95,18 @@ pub struct UsageRecord {
     pub latency_ms: u64,
     pub ttfb_ms: Option<u64>,
     pub surface: Surface,
+    /// From arrival to being sent upstream; `None` when it never was.
+    pub queued_ms: Option<u64>,
+    /// Upstream attempts: 0 when never sent, more than 1 when a rate limit was retried;
+    /// `None` for calls recorded before attempts were counted.
+    pub attempts: Option<u32>,
+    /// The provider's own id for the call, from its response headers.
+    pub provider_request_id: Option<String>,
 }
 
 /// The fields of a usage record, by the names the database columns, the JSON API and the CSV
 /// header all use, in the order of [`UsageRecord::values`].
-pub const USAGE_COLUMNS: [&str; 21] = [
+pub const USAGE_COLUMNS: [&str; 24] = [
     "id",
     "started_at",
     "app_id",
@@ -121,6 +128,9 @@ pub const USAGE_COLUMNS: [&str; 21] = [
     "latency_ms",
     "ttfb_ms",
     "surface",
+    "queued_ms",
+    "attempts",
+    "provider_request_id",
 ];
 
 /// One field of a usage record, as stored and shown.
@@ -167,8 +177,13 @@ impl UsageRecord {
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 
+    /// Whether a rate limit made the Hub send this call more than once.
+    pub fn retried(&self) -> bool {
+        self.attempts.is_some_and(|a| a > 1)
+    }
+
     /// Every field, in [`USAGE_COLUMNS`] order.
-    pub fn values(&self) -> [UsageValue<'_>; 21] {
+    pub fn values(&self) -> [UsageValue<'_>; 24] {
         use UsageValue::{Bool, Int, Null, Owned, Text};
         let int = |v: u64| Int(i64::try_from(v).unwrap_or(i64::MAX));
         [
@@ -193,6 +208,9 @@ impl UsageRecord {
             int(self.latency_ms),
             self.ttfb_ms.map_or(Null, int),
             Text(self.surface.as_str()),
+            self.queued_ms.map_or(Null, int),
+            self.attempts.map_or(Null, |a| Int(i64::from(a))),
+            text(&self.provider_request_id),
         ]
     }
 }

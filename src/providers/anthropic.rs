@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::chat::{content_text, non_empty, stream_values};
 use super::forward::{
     allowed_query, app_key, bearer_token, header, json_bytes, sse_event, tokens_from_bytes,
     upstream_headers,
@@ -16,8 +17,8 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
-    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Snippet,
+    Conversation, Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
+    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Role, Snippet,
     StreamMeter, Trouble, Upstream, Usage,
 };
 
@@ -173,16 +174,30 @@ impl ProviderApi for AnthropicApi {
     fn playground_request(
         &self,
         model: &str,
-        prompt: &str,
+        chat: &Conversation,
         max_tokens: u64,
         stream: bool,
     ) -> PlaygroundRequest {
-        let body = json!({
+        let messages: Vec<Value> = chat
+            .turns
+            .iter()
+            .map(|t| {
+                let role = match t.role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                json!({"role": role, "content": t.text})
+            })
+            .collect();
+        let mut body = json!({
             "model": model,
             "max_tokens": max_tokens,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": messages,
             "stream": stream,
         });
+        if let Some(system) = &chat.system {
+            body["system"] = json!(system);
+        }
         PlaygroundRequest {
             path: "/v1/messages".into(),
             query: None,
@@ -222,6 +237,38 @@ impl ProviderApi for AnthropicApi {
             .filter_map(|b| b["text"].as_str())
             .collect();
         Some(text)
+    }
+
+    /// Messages' `system` (a string or text blocks) and `messages`.
+    fn conversation(&self, request: &[u8]) -> Option<Conversation> {
+        let v: Value = serde_json::from_slice(request).ok()?;
+        let messages = v["messages"].as_array()?;
+        let mut chat = Conversation::default();
+        chat.add_system(content_text(&v["system"]));
+        for m in messages {
+            let text = content_text(&m["content"]);
+            match m["role"].as_str() {
+                Some("assistant") => chat.push(Role::Assistant, text),
+                Some("user") => chat.push(Role::User, text),
+                _ => {}
+            }
+        }
+        chat.non_empty()
+    }
+
+    /// The `text_delta`s of `content_block_delta` events.
+    fn assemble_stream(&self, events: &[u8]) -> Option<String> {
+        let mut text = String::new();
+        for (_, v) in stream_values(events) {
+            if v["type"] == "content_block_delta" && v["delta"]["type"] == "text_delta" {
+                text.push_str(v["delta"]["text"].as_str().unwrap_or_default());
+            }
+        }
+        non_empty(text)
+    }
+
+    fn request_id_header(&self) -> Option<&'static str> {
+        Some("request-id")
     }
 }
 

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::chat::{content_text, non_empty, stream_values};
 use super::forward::{
     allowed_query, app_key, bearer_token, bearer_value, header, json_bytes, query_param,
     strip_models_prefix, tokens_from_bytes, upstream_headers,
@@ -17,8 +18,8 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
-    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Snippet,
+    Conversation, Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
+    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Role, Snippet,
     StreamMeter, Trouble, Upstream, Usage, openai,
 };
 
@@ -195,14 +196,28 @@ impl ProviderApi for GeminiApi {
     fn playground_request(
         &self,
         model: &str,
-        prompt: &str,
+        chat: &Conversation,
         max_tokens: u64,
         stream: bool,
     ) -> PlaygroundRequest {
-        let body = serde_json::json!({
-            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+        let contents: Vec<Value> = chat
+            .turns
+            .iter()
+            .map(|t| {
+                let role = match t.role {
+                    Role::User => "user",
+                    Role::Assistant => "model",
+                };
+                json!({"role": role, "parts": [{"text": t.text}]})
+            })
+            .collect();
+        let mut body = json!({
+            "contents": contents,
             "generationConfig": {"maxOutputTokens": max_tokens},
         });
+        if let Some(system) = &chat.system {
+            body["systemInstruction"] = json!({"parts": [{"text": system}]});
+        }
         let (method, query) = if stream {
             ("streamGenerateContent", Some("alt=sse".to_string()))
         } else {
@@ -244,6 +259,41 @@ impl ProviderApi for GeminiApi {
             .filter_map(|p| p["text"].as_str())
             .collect();
         Some(text)
+    }
+
+    /// `systemInstruction` and `contents` (roles `user` and `model`).
+    fn conversation(&self, request: &[u8]) -> Option<Conversation> {
+        let v: Value = serde_json::from_slice(request).ok()?;
+        let mut chat = Conversation::default();
+        chat.add_system(content_text(&v["systemInstruction"]["parts"]));
+        match &v["contents"] {
+            Value::Array(contents) => {
+                for c in contents {
+                    let text = content_text(&c["parts"]);
+                    match c["role"].as_str() {
+                        Some("model") => chat.push(Role::Assistant, text),
+                        _ => chat.push(Role::User, text),
+                    }
+                }
+            }
+            Value::String(text) => chat.push(Role::User, text.clone()),
+            _ => return None,
+        }
+        chat.non_empty()
+    }
+
+    /// The text parts (not thoughts) of each chunk's first candidate.
+    fn assemble_stream(&self, events: &[u8]) -> Option<String> {
+        let mut text = String::new();
+        for (_, v) in stream_values(events) {
+            let parts = v["candidates"][0]["content"]["parts"].as_array();
+            for part in parts.into_iter().flatten() {
+                if part["thought"] != true {
+                    text.push_str(part["text"].as_str().unwrap_or_default());
+                }
+            }
+        }
+        non_empty(text)
     }
 }
 

@@ -5,6 +5,7 @@
 //! lowercase names, bodies are bytes: nothing here depends on an HTTP framework.
 
 pub mod anthropic;
+pub mod chat;
 mod forward;
 pub mod gemini;
 mod meter;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub use chat::{Conversation, Role, Turn};
 pub use forward::CLIENT_CREDENTIALS;
 pub use meter::StreamMeter;
 
@@ -244,14 +246,27 @@ pub trait ProviderApi: Send + Sync {
     /// What this provider's API keys look like.
     fn key_format(&self) -> KeyFormat;
 
-    /// A one-prompt request in this provider's native API, for the Hub's Playground.
+    /// A chat request in this provider's native API, for the Hub's Playground.
     fn playground_request(
         &self,
         model: &str,
-        prompt: &str,
+        chat: &Conversation,
         max_tokens: u64,
         stream: bool,
     ) -> PlaygroundRequest;
+
+    /// The conversation a kept chat request body asked, to ask it again; `None` for a body
+    /// that is not a chat request.
+    fn conversation(&self, request: &[u8]) -> Option<Conversation>;
+
+    /// The answer's text spelled out by a kept stream's raw events; `None` when they hold
+    /// no text.
+    fn assemble_stream(&self, events: &[u8]) -> Option<String>;
+
+    /// The response header this provider puts its own id for a call in, if it sends one.
+    fn request_id_header(&self) -> Option<&'static str> {
+        None
+    }
 
     /// The reply text of a successful non-streamed answer.
     fn reply_text(&self, body: &[u8]) -> Option<String>;
@@ -443,6 +458,19 @@ impl Endpoint {
             Endpoint::CachedContents => "cached_contents",
             Endpoint::Other => "other",
         }
+    }
+
+    /// Whether a usage record's endpoint name is a chat call: a conversation in, text out.
+    pub fn names_chat(name: &str) -> bool {
+        [
+            Endpoint::ChatCompletions,
+            Endpoint::Responses,
+            Endpoint::Messages,
+            Endpoint::GenerateContent,
+            Endpoint::StreamGenerateContent,
+        ]
+        .iter()
+        .any(|e| e.as_str() == name)
     }
 
     /// Whether calls to this endpoint cost money (and so need a priced model and a hold).

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::chat::{content_text, non_empty, stream_values};
 use super::forward::{
     allowed_query, app_key, bearer_token, bearer_value, json_bytes, tokens_from_bytes,
     upstream_headers,
@@ -19,8 +20,8 @@ use super::meter::{
 };
 use super::sse::SseEvent;
 use super::{
-    Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
-    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Snippet,
+    Conversation, Endpoint, KeyFormat, Language, Metered, ModelListRequest, ModelPage, ParseError,
+    PlaygroundRequest, Provider, ProviderApi, ProxyRequest, Refusal, RequestInfo, Role, Snippet,
     StreamMeter, Trouble, Upstream, Usage,
 };
 
@@ -130,13 +131,25 @@ impl ProviderApi for OpenAiApi {
     fn playground_request(
         &self,
         model: &str,
-        prompt: &str,
+        chat: &Conversation,
         max_tokens: u64,
         stream: bool,
     ) -> PlaygroundRequest {
+        let mut messages: Vec<Value> = chat
+            .system
+            .iter()
+            .map(|text| json!({"role": "system", "content": text}))
+            .collect();
+        messages.extend(chat.turns.iter().map(|t| {
+            let role = match t.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            json!({"role": role, "content": t.text})
+        }));
         let mut body = json!({
             "model": model,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": messages,
             "max_completion_tokens": max_tokens,
         });
         if stream {
@@ -182,6 +195,48 @@ impl ProviderApi for OpenAiApi {
         v["choices"][0]["message"]["content"]
             .as_str()
             .map(str::to_owned)
+    }
+
+    /// Chat Completions `messages`, or a Responses request's `instructions` and `input`.
+    fn conversation(&self, request: &[u8]) -> Option<Conversation> {
+        let v: Value = serde_json::from_slice(request).ok()?;
+        let mut chat = Conversation::default();
+        if let Some(instructions) = v["instructions"].as_str() {
+            chat.add_system(instructions.to_string());
+        }
+        match (&v["messages"], &v["input"]) {
+            (Value::Array(messages), _) | (_, Value::Array(messages)) => {
+                for m in messages {
+                    let text = content_text(&m["content"]);
+                    match m["role"].as_str() {
+                        Some("system" | "developer") => chat.add_system(text),
+                        Some("assistant") => chat.push(Role::Assistant, text),
+                        Some("user") => chat.push(Role::User, text),
+                        _ => {}
+                    }
+                }
+            }
+            (_, Value::String(input)) => chat.push(Role::User, input.clone()),
+            _ => return None,
+        }
+        chat.non_empty()
+    }
+
+    /// Chat chunks' `delta.content`, or Responses' `response.output_text.delta` events.
+    fn assemble_stream(&self, events: &[u8]) -> Option<String> {
+        let mut text = String::new();
+        for (_, v) in stream_values(events) {
+            if let Some(piece) = v["choices"][0]["delta"]["content"].as_str() {
+                text.push_str(piece);
+            } else if v["type"] == "response.output_text.delta" {
+                text.push_str(v["delta"].as_str().unwrap_or_default());
+            }
+        }
+        non_empty(text)
+    }
+
+    fn request_id_header(&self) -> Option<&'static str> {
+        Some("x-request-id")
     }
 }
 

@@ -165,6 +165,19 @@ const MIGRATIONS: &[&str] = &[
         response_truncated INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX request_bodies_by_time ON request_bodies (started_at);",
+    // 6: what a request's page says of its trip upstream: how long it waited before being
+    // sent, how many attempts it took (retries of rate limits), and the provider's request id.
+    // Indexes let the request log's filters page newest first without sorting (an app's or a
+    // surface's calls in id order) and find the failures and one error code.
+    "ALTER TABLE usage_records ADD COLUMN queued_ms INTEGER;
+    ALTER TABLE usage_records ADD COLUMN attempts INTEGER;
+    ALTER TABLE usage_records ADD COLUMN provider_request_id TEXT;
+    CREATE INDEX usage_by_app_id ON usage_records (app_id);
+    CREATE INDEX usage_failed ON usage_records (started_at)
+        WHERE status >= 400 OR error_code IS NOT NULL;
+    CREATE INDEX usage_by_code ON usage_records (error_code, started_at)
+        WHERE error_code IS NOT NULL;
+    CREATE INDEX usage_by_surface ON usage_records (surface);",
 ];
 
 /// The schema version this build writes.

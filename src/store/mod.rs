@@ -6,8 +6,8 @@
 //! WAL's copy back into the database (and its fsync) is off every request's path.
 
 mod apps;
-mod checkpoint;
 pub mod backup;
+mod checkpoint;
 mod connections;
 mod filter;
 mod migrations;

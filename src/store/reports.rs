@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::filter::Source;
 use super::{Result, Store, StoreError, UsageFilter};
 use crate::ledger::{BilledTo, Surface, USAGE_COLUMNS, UsageRecord};
 use crate::money::MicroUsd;
@@ -41,13 +42,13 @@ impl GroupBy {
         }
     }
 
-    /// The rollup columns selected as (key, second key); `''` where there is none.
-    fn key_columns(self) -> (&'static str, &'static str) {
+    /// The columns selected as (key, second key); `''` where there is none.
+    fn key_columns(self, source: &Source) -> (&'static str, &'static str) {
         match self {
             GroupBy::Day => ("d.day", "''"),
-            GroupBy::App => ("d.app_id", "''"),
+            GroupBy::App => (source.app, "''"),
             GroupBy::Provider => ("d.provider", "''"),
-            GroupBy::Model => ("d.provider", "d.model"),
+            GroupBy::Model => ("d.provider", source.model),
         }
     }
 }
@@ -143,31 +144,33 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Usage totals over `range`, grouped as asked, from the daily rollups. Days come in
-    /// order; other groups by total cost, largest first.
+    /// Usage totals over the calls that pass `filter`, grouped as asked. Days come in order;
+    /// other groups by total cost, largest first.
     pub fn usage_aggregates(
         &self,
-        range: &DayRange,
+        filter: &UsageFilter,
         group: GroupBy,
     ) -> Result<Vec<UsageAggregate>> {
-        let (key, sub_key) = group.key_columns();
+        let source = filter.source();
+        let (key, sub_key) = group.key_columns(&source);
         let order = match group {
             GroupBy::Day => "k",
-            _ => "SUM(d.cost_micro_usd) DESC, k, sk",
+            _ => "SUM(COALESCE(d.cost_micro_usd, 0)) DESC, k, sk",
         };
         let sql = format!(
             "SELECT {key} AS k, {sub_key} AS sk, MAX(a.name),
-                SUM(d.requests), SUM(d.errors), SUM(d.input_tokens), SUM(d.output_tokens),
-                SUM(CASE WHEN d.billed_to = 'credits' THEN d.cost_micro_usd ELSE 0 END),
-                SUM(CASE WHEN d.billed_to = 'provider' THEN d.cost_micro_usd ELSE 0 END)
-             FROM usage_daily d LEFT JOIN apps a ON a.id = d.app_id
-             WHERE d.day >= ?1 AND d.day <= ?2
-             GROUP BY {key}, {sub_key}
-             ORDER BY {order}"
+                {}, {}, SUM(d.input_tokens), SUM(d.output_tokens),
+                COALESCE(SUM(CASE WHEN d.billed_to = 'credits' THEN d.cost_micro_usd END), 0),
+                COALESCE(SUM(CASE WHEN d.billed_to = 'provider' THEN d.cost_micro_usd END), 0)
+             FROM {} d LEFT JOIN apps a ON a.id = d.app_id
+             WHERE 1 = 1{}
+             GROUP BY k, sk
+             ORDER BY {order}",
+            source.requests, source.errors, source.table, source.conditions
         );
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![range.from, range.to], |r| {
+        let rows = stmt.query_map(rusqlite::params_from_iter(source.values), |r| {
             Ok(UsageAggregate {
                 key: r.get(0)?,
                 sub_key: r.get(1)?,
@@ -183,17 +186,20 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Total cost per (day, provider) over `range`, both billings together: the chart's data.
+    /// Total cost per (day, provider) of the calls that pass `filter`, both billings
+    /// together: the chart's data.
     pub fn daily_cost_by_provider(
         &self,
-        range: &DayRange,
+        filter: &UsageFilter,
     ) -> Result<Vec<(String, String, MicroUsd)>> {
+        let source = filter.source();
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT day, provider, SUM(cost_micro_usd) FROM usage_daily
-             WHERE day >= ?1 AND day <= ?2 GROUP BY day, provider ORDER BY day, provider",
-        )?;
-        let rows = stmt.query_map(params![range.from, range.to], |r| {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT d.day, d.provider, COALESCE(SUM(d.cost_micro_usd), 0) FROM {} d
+             WHERE 1 = 1{} GROUP BY d.day, d.provider ORDER BY d.day, d.provider",
+            source.table, source.conditions
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(source.values), |r| {
             Ok((r.get(0)?, r.get(1)?, MicroUsd(r.get(2)?)))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -207,7 +213,7 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<UsageRecord>> {
-        let (conditions, mut values) = filter.conditions();
+        let (conditions, mut values) = filter.paging_conditions();
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {} FROM usage_records WHERE id < ?{conditions} ORDER BY id DESC LIMIT ?",
@@ -231,19 +237,19 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
-    /// Totals over the usage records that pass `filter` (for Usage & Billing with a filter).
+    /// Totals over the calls that pass `filter`, from the rollups when they can answer it.
     pub fn usage_totals(&self, filter: &UsageFilter) -> Result<UsageTotals> {
-        let (conditions, values) = filter.conditions();
+        let source = filter.source();
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT COUNT(*),
-                COALESCE(SUM(CASE WHEN status >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END), 0),
-                COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-                COALESCE(SUM(CASE WHEN billed_to = 'credits' THEN cost_micro_usd END), 0),
-                COALESCE(SUM(CASE WHEN billed_to = 'provider' THEN cost_micro_usd END), 0)
-             FROM usage_records WHERE 1 = 1{conditions}"
+            "SELECT COALESCE({}, 0), COALESCE({}, 0),
+                COALESCE(SUM(d.input_tokens), 0), COALESCE(SUM(d.output_tokens), 0),
+                COALESCE(SUM(CASE WHEN d.billed_to = 'credits' THEN d.cost_micro_usd END), 0),
+                COALESCE(SUM(CASE WHEN d.billed_to = 'provider' THEN d.cost_micro_usd END), 0)
+             FROM {} d WHERE 1 = 1{}",
+            source.requests, source.errors, source.table, source.conditions
         ))?;
-        let totals = stmt.query_row(rusqlite::params_from_iter(values), |r| {
+        let totals = stmt.query_row(rusqlite::params_from_iter(source.values), |r| {
             Ok(UsageTotals {
                 requests: r.get(0)?,
                 errors: r.get(1)?,
@@ -345,6 +351,11 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRecord> {
         ttfb_ms: r.get::<_, Option<i64>>(19)?.map(unsigned),
         surface: Surface::parse(&surface)
             .ok_or_else(|| conversion(20, format!("unknown surface {surface}")))?,
+        queued_ms: r.get::<_, Option<i64>>(21)?.map(unsigned),
+        attempts: r
+            .get::<_, Option<i64>>(22)?
+            .map(|a| u32::try_from(a).unwrap_or(0)),
+        provider_request_id: r.get(23)?,
     })
 }
 
@@ -416,6 +427,9 @@ mod tests {
             latency_ms: 100,
             ttfb_ms: Some(40),
             surface: crate::ledger::Surface::Native,
+            queued_ms: None,
+            attempts: None,
+            provider_request_id: None,
         }
     }
 
@@ -484,6 +498,12 @@ mod tests {
         }
     }
 
+    /// Whole UTC days, both ends included.
+    fn days(from: &str, last: &str) -> UsageFilter {
+        let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        UsageFilter::whole_days(day(from), day(last))
+    }
+
     /// (key, sub_key, requests, errors, input, output, credits, provider)
     type Flat = (String, String, i64, i64, i64, i64, i64, i64);
 
@@ -512,7 +532,7 @@ mod tests {
     fn aggregates_by_day() {
         let (_d, store) = seeded();
         let rows = store
-            .usage_aggregates(&range("2025-03-01", "2025-03-02"), GroupBy::Day)
+            .usage_aggregates(&days("2025-03-01", "2025-03-02"), GroupBy::Day)
             .unwrap();
         assert_eq!(
             flat(&rows),
@@ -523,12 +543,12 @@ mod tests {
         );
         // Ranges are whole days, both ends included.
         let one = store
-            .usage_aggregates(&range("2025-03-02", "2025-03-02"), GroupBy::Day)
+            .usage_aggregates(&days("2025-03-02", "2025-03-02"), GroupBy::Day)
             .unwrap();
         assert_eq!(one.len(), 1);
         assert!(
             store
-                .usage_aggregates(&range("2025-03-03", "2025-03-31"), GroupBy::Day)
+                .usage_aggregates(&days("2025-03-03", "2025-03-31"), GroupBy::Day)
                 .unwrap()
                 .is_empty()
         );
@@ -537,7 +557,7 @@ mod tests {
     #[test]
     fn aggregates_by_app_provider_and_model() {
         let (_d, store) = seeded();
-        let r = range("2025-03-01", "2025-03-02");
+        let r = days("2025-03-01", "2025-03-02");
         assert_eq!(
             flat(&store.usage_aggregates(&r, GroupBy::App).unwrap()),
             vec![
@@ -578,6 +598,57 @@ mod tests {
                 (s("2025-03-02"), s("openai"), MicroUsd(40)),
             ]
         );
+    }
+
+    #[test]
+    fn rollups_and_rows_give_the_same_totals() {
+        let (_d, store) = seeded();
+        let whole = days("2025-03-01", "2025-03-02");
+        // Every seeded call is native: the surface filter narrows nothing, but only the rows
+        // can answer it.
+        let rows = UsageFilter {
+            surface: Some(Surface::Native),
+            ..whole.clone()
+        };
+        for group in [
+            GroupBy::Day,
+            GroupBy::App,
+            GroupBy::Provider,
+            GroupBy::Model,
+        ] {
+            assert_eq!(
+                store.usage_aggregates(&whole, group).unwrap(),
+                store.usage_aggregates(&rows, group).unwrap(),
+                "{group:?}"
+            );
+        }
+        assert_eq!(
+            store.daily_cost_by_provider(&whole).unwrap(),
+            store.daily_cost_by_provider(&rows).unwrap()
+        );
+        let totals = store.usage_totals(&whole).unwrap();
+        assert_eq!(totals, store.usage_totals(&rows).unwrap());
+        assert_eq!((totals.requests, totals.errors), (5, 1));
+        assert_eq!((totals.credits.0, totals.provider.0), (1_350, 40));
+
+        // An app and a day narrow both alike.
+        let app_b = UsageFilter {
+            app: Some("app-b".into()),
+            ..days("2025-03-02", "2025-03-02")
+        };
+        let app_b_rows = UsageFilter {
+            surface: Some(Surface::Native),
+            ..app_b.clone()
+        };
+        let narrowed = store.usage_totals(&app_b).unwrap();
+        assert_eq!(narrowed, store.usage_totals(&app_b_rows).unwrap());
+        assert_eq!((narrowed.requests, narrowed.credits.0), (2, 1_000));
+        // A time within a day is answered from the rows.
+        let from_nine = UsageFilter {
+            from: Some(at("2025-03-02T08:30:00Z")),
+            ..UsageFilter::default()
+        };
+        assert_eq!(store.usage_totals(&from_nine).unwrap().requests, 1);
     }
 
     #[test]

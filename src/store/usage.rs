@@ -95,7 +95,7 @@ impl Store {
                     r.provider.as_str(),
                     r.model.as_deref().unwrap_or(""),
                     r.billed_to.as_str(),
-                    i64::from(r.status >= 400),
+                    i64::from(r.status >= 400 || r.error_code.is_some()),
                     to_i64(r.input_tokens),
                     to_i64(r.output_tokens),
                     r.cost.map(|c| c.0).unwrap_or(0),

@@ -201,7 +201,8 @@ impl Server {
                 hosts.clone(),
                 emulator.clone(),
             )
-        });
+        })
+        .on_connect(no_delay);
         let server = match listeners.tls {
             Some(tls) => server.listen_rustls_0_23(listeners.main, tls)?,
             None => server.listen(listeners.main)?,
@@ -215,6 +216,16 @@ impl Server {
 
     pub async fn run(self) -> std::io::Result<()> {
         self.0.await
+    }
+}
+
+/// Streams go out in small writes; with Nagle's algorithm on, the last one can wait for the
+/// client's delayed acknowledgement (about 40 ms) before it leaves.
+fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
     }
 }
 

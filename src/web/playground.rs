@@ -15,11 +15,14 @@ use super::pages::{Layout, render};
 use crate::catalog::ModelKind;
 use crate::gateway::{Gateway, Head, OutBody, Outgoing};
 use crate::hub::connections::ConnectionView;
-use crate::hub::{Hub, HubError};
+use crate::hub::{Hub, HubError, Replay};
 use crate::ledger::Surface;
-use crate::providers::{self, Provider};
+use crate::providers::{self, Conversation, Provider, Role, Turn};
 
 const MAX_PROMPT_CHARS: usize = 20_000;
+/// A conversation opened from the request log may be longer than one typed prompt.
+const MAX_CONVERSATION_CHARS: usize = 200_000;
+const MAX_TURNS: usize = 200;
 const MAX_TOKENS_LIMIT: u64 = 4_096;
 const DEFAULT_MAX_TOKENS: u64 = 512;
 
@@ -43,6 +46,13 @@ struct PlaygroundPage {
     groups: Vec<TargetGroup>,
     selected: String,
     prompt: String,
+    system: String,
+    /// The turns before the prompt, shown, and carried in the form as JSON.
+    history: Vec<Turn>,
+    history_json: String,
+    /// The request log entry the form was filled from, or why it could not be.
+    opened_from: Option<i64>,
+    open_failed: Option<String>,
     max_tokens: u64,
     exchange: Option<Exchange>,
     /// This Hub's address, for the code snippet the page shows after an answer.
@@ -84,20 +94,33 @@ fn groups(hub: &Hub, connections: &[ConnectionView]) -> Vec<TargetGroup> {
         .collect()
 }
 
+/// Where the page's form starts: empty, as last sent, or filled from a logged request.
+#[derive(Default)]
+struct Start<'a> {
+    form: Option<&'a PlayForm>,
+    opened_from: Option<i64>,
+    open_failed: Option<String>,
+}
+
 async fn page(
     hub: &web::Data<Hub>,
     hosts: &super::HostPolicy,
     session: &PageSession,
     status: StatusCode,
-    form: Option<&PlayForm>,
+    start: Start<'_>,
     exchange: Option<Exchange>,
 ) -> Result<HttpResponse, PageError> {
     let connections = hub.run(move |h| h.list_connections()).await?;
     let groups = groups(hub, &connections);
+    let form = start.form;
     let selected = form
         .map(|f| f.target.clone())
         .or_else(|| default_target(&groups))
         .unwrap_or_default();
+    let history = form
+        .and_then(|f| parse_history(&f.history).ok())
+        .unwrap_or_default();
+    let history_json = form.map(|f| f.history.clone()).unwrap_or_default();
     render(
         status,
         &PlaygroundPage {
@@ -105,6 +128,11 @@ async fn page(
             groups,
             selected,
             prompt: form.map(|f| f.prompt.clone()).unwrap_or_default(),
+            system: form.map(|f| f.system.clone()).unwrap_or_default(),
+            history,
+            history_json,
+            opened_from: start.opened_from,
+            open_failed: start.open_failed,
             max_tokens: form
                 .and_then(|f| f.max_tokens)
                 .unwrap_or(DEFAULT_MAX_TOKENS),
@@ -112,6 +140,51 @@ async fn page(
             base_url: hosts.base_url(),
         },
     )
+}
+
+/// The earlier turns a form carries as JSON; blank is none.
+fn parse_history(text: &str) -> Result<Vec<Turn>, HubError> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(text).map_err(|_| {
+        HubError::bad_input(
+            "history",
+            "The earlier turns of this conversation could not be read; open the request again.",
+        )
+    })
+}
+
+/// The form filled from a logged request: its connection and model when the picker offers
+/// them (else the same model elsewhere), its system prompt, earlier turns and last prompt.
+fn replayed_form(replay: Replay, groups: &[TargetGroup]) -> PlayForm {
+    let options = || groups.iter().flat_map(|g| g.options.iter()).map(|o| &o.0);
+    let same = replay
+        .connection_id
+        .as_ref()
+        .map(|c| format!("{c}|{}", replay.model));
+    let suffix = format!("|{}", replay.model);
+    let target = options()
+        .find(|o| Some(*o) == same.as_ref())
+        .or_else(|| options().find(|o| o.ends_with(&suffix)))
+        .cloned()
+        .unwrap_or_default();
+    let mut turns = replay.chat.turns;
+    let prompt = match turns.last() {
+        Some(t) if t.role == Role::User => turns.pop().map(|t| t.text).unwrap_or_default(),
+        _ => String::new(),
+    };
+    PlayForm {
+        target,
+        prompt,
+        system: replay.chat.system.unwrap_or_default(),
+        history: if turns.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&turns).unwrap_or_default()
+        },
+        max_tokens: None,
+    }
 }
 
 /// gpt-4o-mini on the managed OpenAI connector when it is on, else the first choice.
@@ -123,26 +196,82 @@ fn default_target(groups: &[TargetGroup]) -> Option<String> {
         .map(|(v, _)| v.clone())
 }
 
+/// `?request=ID` fills the form from a logged chat request (only filled: nothing is sent).
+#[derive(Deserialize)]
+pub struct OpenQuery {
+    request: Option<String>,
+}
+
 pub async fn show(
     hub: web::Data<Hub>,
     hosts: web::Data<super::HostPolicy>,
     session: PageSession,
+    query: web::Query<OpenQuery>,
     flash: IncomingFlash,
 ) -> Result<HttpResponse, PageError> {
+    if let Some(id) = query.request.as_deref() {
+        return open_request(&hub, &hosts, &session, id).await;
+    }
     match from_flash(&flash.0) {
         Some((form, exchange)) => {
+            let start = Start {
+                form: Some(&form),
+                ..Start::default()
+            };
             page(
                 &hub,
                 &hosts,
                 &session,
                 StatusCode::OK,
-                Some(&form),
+                start,
                 Some(exchange),
             )
             .await
         }
-        None => page(&hub, &hosts, &session, StatusCode::OK, None, None).await,
+        None => {
+            page(
+                &hub,
+                &hosts,
+                &session,
+                StatusCode::OK,
+                Start::default(),
+                None,
+            )
+            .await
+        }
     }
+}
+
+/// The Playground with a logged request's conversation in the form, ready to send again.
+async fn open_request(
+    hub: &web::Data<Hub>,
+    hosts: &super::HostPolicy,
+    session: &PageSession,
+    id: &str,
+) -> Result<HttpResponse, PageError> {
+    let id: i64 = id
+        .trim()
+        .parse()
+        .map_err(|_| HubError::bad_input("request", "A request id is a whole number."))?;
+    let (replay, connections) = hub
+        .run(move |h| Ok((h.replay(id)?, h.list_connections()?)))
+        .await?;
+    let Some(replay) = replay else {
+        let start = Start {
+            open_failed: Some(format!(
+                "Request {id} cannot be opened here: only chat calls to a known chat model whose bodies were kept can."
+            )),
+            ..Start::default()
+        };
+        return page(hub, hosts, session, StatusCode::OK, start, None).await;
+    };
+    let form = replayed_form(replay, &groups(hub, &connections));
+    let start = Start {
+        form: Some(&form),
+        opened_from: Some(id),
+        open_failed: None,
+    };
+    page(hub, hosts, session, StatusCode::OK, start, None).await
 }
 
 /// Cookies above this size may be dropped by the browser; a longer answer is shown on the
@@ -158,6 +287,8 @@ fn to_flash(form: &PlayForm, x: &Exchange) -> Flash {
     flash = flash
         .keep("target", &form.target)
         .keep("prompt", &form.prompt)
+        .keep("system", &form.system)
+        .keep("history", &form.history)
         .keep("model", &x.model);
     if let Some(n) = form.max_tokens {
         flash = flash.keep("max_tokens", &n.to_string());
@@ -179,6 +310,8 @@ fn from_flash(flash: &Flash) -> Option<(PlayForm, Exchange)> {
     let form = PlayForm {
         target: flash.value(FORM, "target").to_string(),
         prompt: flash.value(FORM, "prompt").to_string(),
+        system: flash.value(FORM, "system").to_string(),
+        history: flash.value(FORM, "history").to_string(),
         max_tokens: flash.value(FORM, "max_tokens").parse().ok(),
     };
     let exchange = Exchange {
@@ -204,21 +337,22 @@ async fn answer(
     if flash.cookie(key).value().len() <= MAX_FLASH_COOKIE {
         return Ok(redirect_with("/playground#answer", &flash, key));
     }
-    page(
-        hub,
-        hosts,
-        session,
-        StatusCode::OK,
-        Some(form),
-        Some(exchange),
-    )
-    .await
+    let start = Start {
+        form: Some(form),
+        ..Start::default()
+    };
+    page(hub, hosts, session, StatusCode::OK, start, Some(exchange)).await
 }
 
 #[derive(Deserialize)]
 pub struct PlayForm {
     target: String,
     prompt: String,
+    #[serde(default)]
+    system: String,
+    /// Earlier turns, as JSON, when the form was opened from the request log.
+    #[serde(default)]
+    history: String,
     max_tokens: Option<u64>,
 }
 
@@ -229,7 +363,7 @@ struct Ask {
     /// The built-in emulator answers: its stream is paced so a person can watch it arrive.
     emulated: bool,
     model: String,
-    prompt: String,
+    chat: Conversation,
     max_tokens: u64,
 }
 
@@ -255,6 +389,7 @@ fn check(hub: &Hub, form: &PlayForm) -> Result<Ask, HubError> {
             format!("Keep the prompt under {MAX_PROMPT_CHARS} characters."),
         ));
     }
+    let chat = conversation(form, prompt)?;
     let max_tokens = form.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     if !(1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {
         return Err(HubError::bad_input(
@@ -267,16 +402,37 @@ fn check(hub: &Hub, form: &PlayForm) -> Result<Ask, HubError> {
         provider: connection.provider,
         emulated: connection.emulated,
         model: model.to_string(),
-        prompt: prompt.to_string(),
+        chat,
         max_tokens,
     })
+}
+
+/// The system prompt, the earlier turns and the prompt, within bounds.
+fn conversation(form: &PlayForm, prompt: &str) -> Result<Conversation, HubError> {
+    let mut turns = parse_history(&form.history)?;
+    turns.push(Turn {
+        role: Role::User,
+        text: prompt.to_string(),
+    });
+    let system = Some(form.system.trim().to_string()).filter(|s| !s.is_empty());
+    let chars: usize = turns.iter().map(|t| t.text.chars().count()).sum::<usize>()
+        + system.as_deref().map_or(0, |s| s.chars().count());
+    if turns.len() > MAX_TURNS || chars > MAX_CONVERSATION_CHARS {
+        return Err(HubError::bad_input(
+            "history",
+            format!(
+                "This conversation is too long for the Playground (at most {MAX_TURNS} turns and {MAX_CONVERSATION_CHARS} characters)."
+            ),
+        ));
+    }
+    Ok(Conversation { system, turns })
 }
 
 /// Sends the ask through the gateway, on the connection the person picked.
 async fn through_gateway(gateway: &Gateway, ask: &Ask, stream: bool) -> Outgoing {
     let request = providers::api(ask.provider).playground_request(
         &ask.model,
-        &ask.prompt,
+        &ask.chat,
         ask.max_tokens,
         stream,
     );
@@ -311,6 +467,8 @@ pub async fn ask(
         let f = PlayForm {
             target: form.target.clone(),
             prompt: form.prompt.clone(),
+            system: form.system.clone(),
+            history: form.history.clone(),
             max_tokens: form.max_tokens,
         };
         hub.run(move |h| check(h, &f)).await

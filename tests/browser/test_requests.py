@@ -4,7 +4,7 @@ Requests by its status, opened, and shows why; both pages pass axe-core and fit 
 import openai
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import PHONE, browser, click_and_load, new_driver, screenshot, wait_for_path  # noqa: F401
 from test_journey import check_page
@@ -78,3 +78,43 @@ def test_settings_choose_what_requests_keep(headless_hub, browser):  # noqa: F81
     form = browser.find_element(By.CSS_SELECTOR, "form[action='/settings/keep']")
     assert Select(form.find_element(By.NAME, "keep_bodies_days")).first_selected_option.get_attribute("value") == "0"
     assert form.find_element(By.NAME, "keep_requests_days").get_attribute("value") == "30"
+
+
+def test_a_streamed_call_reads_as_its_answer_and_opens_in_the_playground(headless_hub, browser):  # noqa: F811
+    hub = headless_hub
+    sign_in(browser, hub)
+    key = create_app_in_browser_anywhere(browser, hub, "Replay check")
+    client = openai.OpenAI(base_url=hub.url("/openai/v1"), api_key=key, max_retries=0)
+    prompt = "Write two lines about tide pools"
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt}],
+        stream=True,
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert streamed
+
+    browser.get(hub.url("/requests"))
+    wait_for_path(browser, "/requests")
+    row = browser.find_elements(By.CSS_SELECTOR, "table.requests tbody tr")[0]
+    click_and_load(browser, row.find_element(By.CSS_SELECTOR, "a[href^='/requests/']"))
+    # The answer as the app saw it, put together; the raw events are folded away.
+    assert browser.find_element(By.ID, "assembled-answer").text == streamed.strip()
+    raw = browser.find_element(By.ID, "raw-events")
+    assert raw.get_attribute("open") is None
+    assert not browser.find_element(By.ID, "response-body").is_displayed()
+    assert browser.find_element(By.ID, "provider-request-id").text.startswith("req_")
+
+    click_and_load(browser, browser.find_element(By.ID, "open-in-playground"))
+    assert "/playground?request=" in browser.current_url
+    form = browser.find_element(By.ID, "playground-form")
+    assert form.find_element(By.NAME, "prompt").get_attribute("value") == prompt
+    assert form.find_element(By.NAME, "system").get_attribute("value") == "Be brief."
+    target = Select(form.find_element(By.NAME, "target")).first_selected_option
+    assert target.get_attribute("value") == "managed-openai|gpt-4o-mini"
+    form.find_element(By.XPATH, ".//button[normalize-space()='Send']").click()
+    answer = browser.find_element(By.ID, "answer-text")
+    WebDriverWait(browser, 20).until(lambda _: answer.text.strip() and answer.get_attribute("aria-busy") is None)
+
+    browser.get(hub.url("/requests?app=playground"))
+    assert browser.find_element(By.ID, "total-requests").text == "1"

@@ -5,6 +5,7 @@ requests an app just made through the gateway, in the tables and the chart."""
 import pytest
 from openai import OpenAI
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from conftest import Hub, PASSPHRASE, click_and_load, screenshot, wait_for_path
 
@@ -60,8 +61,9 @@ def test_add_credits_and_see_the_chart(headless_hub, browser):
     legend = chart.text
     for provider in ("OpenAI", "Anthropic", "Google Gemini"):
         assert provider in legend
-    csv = browser.find_element(By.CSS_SELECTOR, "a[href='/api/v1/usage.csv']")
+    csv = browser.find_element(By.ID, "export-csv")
     assert csv.text == "Export CSV"
+    assert "/api/v1/usage.csv?from=" in csv.get_attribute("href"), "the export covers the period shown"
     screenshot(browser, "usage")
 
     nav(browser, "Models")
@@ -114,6 +116,21 @@ def test_requests_just_made_show_up(headless_hub, browser):
     bars = browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect.bar")
     assert bars, "today's spend is drawn"
     screenshot(browser, "usage-after-requests")
+
+    # Narrowed to one app and one outcome, the totals, the chart and the export follow.
+    filters = browser.find_element(By.ID, "filters")
+    app = Select(filters.find_element(By.NAME, "app"))
+    app.select_by_visible_text("Chart check")
+    click_and_load(browser, filters.find_element(By.XPATH, ".//button[normalize-space()='Apply']"))
+    assert "app=" in browser.current_url
+    assert browser.find_element(By.ID, "total-requests").text == "3"
+    assert browser.find_element(By.CSS_SELECTOR, "#total-credits .money").get_attribute("title") == "Exactly " + dollars(expected)
+    assert "app=" in browser.find_element(By.ID, "export-csv").get_attribute("href")
+    filters = browser.find_element(By.ID, "filters")
+    Select(filters.find_element(By.NAME, "status")).select_by_value("error")
+    click_and_load(browser, filters.find_element(By.XPATH, ".//button[normalize-space()='Apply']"))
+    assert browser.find_element(By.ID, "total-requests").text == "0"
+    assert not browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect.bar"), "no spend on failures"
 
 
 def dollars(micro):

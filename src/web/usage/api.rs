@@ -13,7 +13,7 @@ use crate::hub::{
 };
 use crate::ledger::UsageRecord;
 use crate::money::MicroUsd;
-use crate::store::{GroupBy, LedgerEntry, UsageAggregate, UsageFilter};
+use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate, UsageFilter};
 use crate::web::auth::ApiSession;
 use crate::web::errors::ApiError;
 
@@ -68,22 +68,28 @@ pub async fn ledger(
 }
 
 #[derive(Deserialize)]
-pub struct UsageQuery {
-    from: Option<String>,
-    to: Option<String>,
+pub struct GroupQuery {
     group_by: Option<String>,
 }
 
-/// Usage totals over whole UTC days, grouped by day, app, provider or model.
+/// Usage totals over whole UTC days (`from` and `to` both included), grouped by day, app,
+/// provider or model, narrowed by the request log's other filters.
 pub async fn usage(
     hub: web::Data<Hub>,
     _session: ApiSession,
-    query: web::Query<UsageQuery>,
+    filters: web::Query<FilterParams>,
+    group: web::Query<GroupQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let range = parse_range(query.from.as_deref(), query.to.as_deref(), today())?;
-    let group = parse_group_by(query.group_by.as_deref())?;
-    let r = range.clone();
-    let rows = hub.run(move |h| h.usage_summary(&r, group)).await?;
+    let range = parse_range(filters.from.as_deref(), filters.to.as_deref(), today())?;
+    let group = parse_group_by(group.group_by.as_deref())?;
+    let mut filter = hub.usage_filter(&FilterParams {
+        from: None,
+        to: None,
+        ..filters.into_inner()
+    })?;
+    let days = whole_days(&range)?;
+    (filter.from, filter.to) = (days.from, days.to);
+    let rows = hub.run(move |h| h.usage_summary(&filter, group)).await?;
     let totals = rows.iter().fold(UsageAggregate::default(), add_aggregate);
     Ok(HttpResponse::Ok().json(json!({
         "from": range.from,
@@ -92,6 +98,15 @@ pub async fn usage(
         "data": rows.iter().map(|a| aggregate_json(group, a)).collect::<Vec<_>>(),
         "totals": totals_json(&totals),
     })))
+}
+
+/// The filter for every call on the days of `range`.
+fn whole_days(range: &DayRange) -> Result<UsageFilter, HubError> {
+    let day = |d: &str| {
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| HubError::bad_input("from", "Days look like 2025-01-31."))
+    };
+    Ok(UsageFilter::whole_days(day(&range.from)?, day(&range.to)?))
 }
 
 /// Usage rows that pass the filters, newest first; `cursor` continues from a page's
@@ -133,7 +148,11 @@ pub async fn request(
         .parse()
         .map_err(|_| HubError::bad_input("id", "A request id is a whole number."))?;
     let (detail, bodies) = hub
-        .run(move |h| Ok((h.usage_request(id)?, h.request_bodies(id)?)))
+        .run(move |h| {
+            let detail = h.usage_request(id)?;
+            let bodies = h.request_bodies(&detail.record)?;
+            Ok((detail, bodies))
+        })
         .await?;
     let mut body = json!(detail);
     if let Some(bodies) = bodies {

@@ -9,17 +9,20 @@ use chrono::{Days, NaiveDate};
 use serde::Deserialize;
 
 use super::chart::{self, Chart};
-use crate::hub::{CreditSummary, Hub, HubError, UsagePage, last_days, today};
+use super::requests::FilterForm;
+use crate::hub::{CreditSummary, FilterParams, Hub, HubError, UsagePage, today};
 use crate::ledger::{BilledTo, UsageRecord};
 use crate::money::MicroUsd;
-use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate};
+use crate::store::{DayRange, GroupBy, LedgerEntry, UsageAggregate, UsageFilter, UsageTotals};
 use crate::web::auth::PageSession;
 use crate::web::auth::{CsrfForm, Flash, Incoming, flash_key, redirect_with};
 use crate::web::errors::PageError;
 use crate::web::pages::{Layout, Money, When, render};
 
-/// Days the chart and the spend tables cover.
+/// Days the chart and the spend tables cover unless a range is asked for.
 const DAYS: u64 = 30;
+/// The most days the chart draws (the latest of a longer range).
+const MAX_CHART_DAYS: u64 = 366;
 const RECENT_REQUESTS: usize = 25;
 const RECENT_LEDGER: usize = 15;
 
@@ -70,6 +73,11 @@ struct UsageBillingPage {
     max_note: usize,
     chart: Chart,
     range: DayRange,
+    form: FilterForm,
+    /// The filters as a query string, for the export, the request log and paging links.
+    query: String,
+    filter_error: Option<String>,
+    totals: UsageTotals,
     by_provider: Vec<SpendRow>,
     by_app: Vec<SpendRow>,
     by_model: Vec<SpendRow>,
@@ -94,10 +102,11 @@ pub async fn usage(
     hub: web::Data<Hub>,
     session: PageSession,
     query: web::Query<UsageQuery>,
+    filters: web::Query<FilterParams>,
     flash: Incoming,
 ) -> Result<HttpResponse, PageError> {
     let before = number(query.before.as_deref());
-    show(&hub, &session, before, flash.0).await
+    show(&hub, &session, before, filters.into_inner(), flash.0).await
 }
 
 #[derive(Deserialize)]
@@ -139,6 +148,7 @@ pub async fn add_credits(
 
 /// Everything the page reads from the store, fetched in one blocking call.
 struct UsageData {
+    totals: UsageTotals,
     by_provider: Vec<UsageAggregate>,
     by_app: Vec<UsageAggregate>,
     by_model: Vec<UsageAggregate>,
@@ -149,40 +159,101 @@ struct UsageData {
     has_usage: bool,
 }
 
-fn load(hub: &Hub, range: &DayRange, before: Option<i64>) -> Result<UsageData, HubError> {
+fn load(hub: &Hub, filter: &UsageFilter, before: Option<i64>) -> Result<UsageData, HubError> {
     Ok(UsageData {
-        by_provider: hub.usage_summary(range, GroupBy::Provider)?,
-        by_app: hub.usage_summary(range, GroupBy::App)?,
-        by_model: hub.usage_summary(range, GroupBy::Model)?,
-        daily: hub.store().daily_cost_by_provider(range)?,
-        requests: hub.usage_requests(
-            &crate::store::UsageFilter::default(),
-            before,
-            RECENT_REQUESTS,
-        )?,
+        totals: hub.usage_totals(filter)?,
+        by_provider: hub.usage_summary(filter, GroupBy::Provider)?,
+        by_app: hub.usage_summary(filter, GroupBy::App)?,
+        by_model: hub.usage_summary(filter, GroupBy::Model)?,
+        daily: hub.daily_spend(filter)?,
+        requests: hub.usage_requests(filter, before, RECENT_REQUESTS)?,
         ledger: hub.ledger_history(None, RECENT_LEDGER)?.0,
         app_names: hub.app_names()?,
         has_usage: hub.store().has_usage()?,
     })
 }
 
+/// The filters the page shows, and the filter they make: the last 30 UTC days unless a
+/// range is given (a missing start is 30 days before the end). A bad filter falls back to
+/// the default, with the reason.
+fn page_filter(
+    hub: &Hub,
+    asked: FilterParams,
+    today: NaiveDate,
+) -> (FilterParams, UsageFilter, Option<String>) {
+    match filled_in(hub, asked, today) {
+        Ok((shown, filter)) => (shown, filter, None),
+        Err(e) => {
+            let (shown, filter) = filled_in(hub, FilterParams::default(), today)
+                .unwrap_or_else(|_| (FilterParams::default(), UsageFilter::default()));
+            (shown, filter, Some(e.to_string()))
+        }
+    }
+}
+
+fn filled_in(
+    hub: &Hub,
+    mut asked: FilterParams,
+    today: NaiveDate,
+) -> Result<(FilterParams, UsageFilter), HubError> {
+    let mut filter = hub.usage_filter(&asked)?;
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    let tomorrow = today.checked_add_days(Days::new(1)).unwrap_or(today);
+    let to = *filter.to.get_or_insert(midnight(tomorrow));
+    let from = *filter
+        .from
+        .get_or_insert(to - chrono::Duration::days(DAYS as i64));
+    if from >= to {
+        return Err(HubError::bad_input("from", "`from` must be before `to`."));
+    }
+    let as_given = |t: chrono::DateTime<chrono::Utc>| {
+        if t.time() == chrono::NaiveTime::MIN {
+            t.date_naive().to_string()
+        } else {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
+    };
+    asked.from = Some(as_given(from));
+    asked.to = Some(as_given(to));
+    Ok((asked, filter))
+}
+
+/// The UTC days a filter's range touches, at most [`MAX_CHART_DAYS`] (the latest ones).
+fn chart_days(filter: &UsageFilter, today: NaiveDate) -> Vec<NaiveDate> {
+    let last = filter
+        .to
+        .map(|t| (t - chrono::Duration::milliseconds(1)).date_naive())
+        .unwrap_or(today);
+    let first = filter.from.map_or(last, |f| f.date_naive()).min(last);
+    let count = ((last - first).num_days() + 1).clamp(1, MAX_CHART_DAYS as i64);
+    days_ending(last, count as u64)
+}
+
 async fn show(
     hub: &web::Data<Hub>,
     session: &PageSession,
     before: Option<i64>,
+    asked: FilterParams,
     flash: Flash,
 ) -> Result<HttpResponse, PageError> {
     let last = today();
-    let range = last_days(last, DAYS);
-    let r = range.clone();
-    let data = hub.run(move |h| load(h, &r, before)).await?;
+    let (shown, filter, filter_error) = page_filter(hub, asked, last);
+    let days = chart_days(&filter, last);
+    let f = filter.clone();
+    let data = hub.run(move |h| load(h, &f, before)).await?;
     let names = &data.app_names;
+    let form = FilterForm::new("/usage", shown, names);
+    let range = DayRange {
+        from: days.first().map(|d| d.to_string()).unwrap_or_default(),
+        to: days.last().map(|d| d.to_string()).unwrap_or_default(),
+    };
     let page = UsageBillingPage {
         l: Layout::new(hub, session, "usage"),
         credits: hub.credit_summary(),
         flash,
         max_note: crate::hub::MAX_NOTE_CHARS,
-        chart: chart::daily_by_provider(&days_ending(last, DAYS), &data.daily),
+        chart: chart::daily_by_provider(&days, &data.daily),
+        totals: data.totals,
         by_provider: spend_rows(&data.by_provider, |a| provider_name(&a.key)),
         by_app: spend_rows(&data.by_app, |a| app_label(names, &a.key)),
         by_model: spend_rows(&data.by_model, |a| {
@@ -198,6 +269,9 @@ async fn show(
         paged: before.is_some(),
         ledger: data.ledger.iter().map(ledger_view).collect(),
         has_usage: data.has_usage,
+        query: form.query(),
+        form,
+        filter_error,
         range,
     };
     render(StatusCode::OK, &page)

@@ -2,6 +2,8 @@
 //! also drive its totals and CSV export) and `/requests/{id}` (one call: timings, tokens,
 //! cost lines that add up to its cost, and its bodies when kept).
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -41,14 +43,52 @@ pub struct Paging {
     before: Option<String>,
 }
 
+/// The filter form the request log and Usage & Billing share.
+pub(super) struct FilterForm {
+    pub action: &'static str,
+    pub filters: FilterParams,
+    /// (id, name), by name.
+    pub apps: Vec<(String, String)>,
+    pub providers: Vec<(&'static str, &'static str)>,
+    pub statuses: &'static [&'static str],
+}
+
+impl FilterForm {
+    pub fn new(
+        action: &'static str,
+        filters: FilterParams,
+        names: &HashMap<String, String>,
+    ) -> FilterForm {
+        let mut apps: Vec<(String, String)> = names
+            .iter()
+            .map(|(id, n)| (id.clone(), n.clone()))
+            .collect();
+        apps.sort_by_key(|a| a.1.to_lowercase());
+        FilterForm {
+            action,
+            filters,
+            apps,
+            providers: Provider::ALL
+                .iter()
+                .map(|p| (p.as_str(), p.display_name()))
+                .collect(),
+            statuses: &STATUS_CHOICES,
+        }
+    }
+
+    /// The filters as a query string, for export and paging links.
+    pub fn query(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(filter_pairs(&self.filters))
+            .finish()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "requests.html")]
 struct RequestsPage {
     l: Layout,
-    filters: FilterParams,
-    apps: Vec<(String, String)>,
-    providers: Vec<(&'static str, &'static str)>,
-    statuses: &'static [&'static str],
+    form: FilterForm,
     rows: Vec<RequestView>,
     totals: UsageTotals,
     credits: Money,
@@ -74,29 +114,22 @@ pub async fn list(
         .as_deref()
         .and_then(|b| b.parse().ok())
         .filter(|&b: &i64| b > 0);
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(filter_pairs(&filters))
-        .finish();
     let f = filters.clone();
     let found = hub
         .run(move |h| {
-            let filter = h.usage_filter(&f)?;
             let names = h.app_names()?;
-            Ok((
-                h.usage_requests(&filter, before, PAGE_ROWS)?,
-                h.usage_totals(&filter)?,
-                names,
-            ))
+            let listed = h.usage_filter(&f).and_then(|filter| {
+                Ok((
+                    h.usage_requests(&filter, before, PAGE_ROWS)?,
+                    h.usage_totals(&filter)?,
+                ))
+            });
+            Ok((names, listed))
         })
-        .await;
-    let mut apps: Vec<(String, String)> = Vec::new();
-    let (rows, totals, older, error) = match found {
-        Ok((page, totals, names)) => {
-            apps = names
-                .iter()
-                .map(|(id, n)| (id.clone(), n.clone()))
-                .collect();
-            apps.sort_by_key(|a| a.1.to_lowercase());
+        .await?;
+    let (names, listed) = found;
+    let (rows, totals, older, error) = match listed {
+        Ok((page, totals)) => {
             let rows = page.rows.iter().map(|r| request_view(&names, r)).collect();
             (rows, totals, page.next_cursor, None)
         }
@@ -108,21 +141,16 @@ pub async fn list(
         ),
         Err(e) => return Err(e.into()),
     };
+    let form = FilterForm::new("/requests", filters, &names);
     let page = RequestsPage {
         l: Layout::new(&hub, &session, "requests"),
-        providers: Provider::ALL
-            .iter()
-            .map(|p| (p.as_str(), p.display_name()))
-            .collect(),
-        statuses: &STATUS_CHOICES,
         credits: Money::of(totals.credits),
         provider_cost: Money::of(totals.provider),
         unauthenticated: gateway.unauthenticated_calls(),
-        filters,
-        apps,
+        query: form.query(),
+        form,
         rows,
         totals,
-        query,
         older,
         error,
     };
@@ -156,7 +184,46 @@ struct RequestPage {
     detail: RequestDetail,
     lines: Vec<LineView>,
     total: Money,
-    bodies: Option<OpenedBodies>,
+    bodies: Option<BodiesView>,
+    /// A chat call whose request can be opened in the Playground.
+    replayable: bool,
+}
+
+/// Kept bodies as the page shows them: JSON pretty-printed, a stream as the answer it
+/// spelled out with its raw events beside it.
+struct BodiesView {
+    request: Option<String>,
+    response: Option<String>,
+    request_truncated: bool,
+    response_truncated: bool,
+    assembled_answer: Option<String>,
+    /// The response is a stream's raw events (shown collapsed).
+    events: bool,
+}
+
+impl BodiesView {
+    fn of(b: OpenedBodies, streamed: bool) -> BodiesView {
+        BodiesView {
+            request: b.request.as_deref().map(pretty),
+            response: if streamed {
+                b.response
+            } else {
+                b.response.as_deref().map(pretty)
+            },
+            request_truncated: b.request_truncated,
+            response_truncated: b.response_truncated,
+            assembled_answer: b.assembled_answer,
+            events: streamed,
+        }
+    }
+}
+
+/// JSON indented for reading; anything else as it was.
+fn pretty(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_string())
 }
 
 struct LineView {
@@ -187,15 +254,21 @@ pub async fn show(
         .trim()
         .parse()
         .map_err(|_| HubError::bad_input("id", "A request id is a whole number."))?;
-    let (detail, bodies, names) = hub
-        .run(move |h| Ok((h.usage_request(id)?, h.request_bodies(id)?, h.app_names()?)))
+    let (detail, bodies, replayable, names) = hub
+        .run(move |h| {
+            let detail = h.usage_request(id)?;
+            let bodies = h.request_bodies(&detail.record)?;
+            let replayable = bodies.is_some() && h.replay(id)?.is_some();
+            Ok((detail, bodies, replayable, h.app_names()?))
+        })
         .await?;
     let page = RequestPage {
         l: Layout::new(&hub, &session, "requests"),
         r: request_view(&names, &detail.record),
         lines: detail.cost_lines.iter().map(LineView::from).collect(),
         total: Money::of(detail.record.cost.unwrap_or_default()),
-        bodies,
+        bodies: bodies.map(|b| BodiesView::of(b, detail.record.streamed)),
+        replayable,
         detail,
     };
     render(StatusCode::OK, &page)
