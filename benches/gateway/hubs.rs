@@ -46,7 +46,10 @@ impl Drop for HubProc {
 
 /// Spawns the Hub and waits for its address; the child and how long that took.
 fn spawn(data: &Path, openai: &str, anthropic: &str, unlocked: bool) -> (Child, String, Duration) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workshop-hub"));
+    // BENCH_HUB_BIN measures another build, e.g. one with debug info for a profile.
+    let bin = std::env::var("BENCH_HUB_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_workshop-hub").to_string());
+    let mut cmd = Command::new(bin);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .args([

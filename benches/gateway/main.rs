@@ -225,8 +225,17 @@ fn profile(work: &std::path::Path, opts: &Opts, hub: &HubProc, call: &Call) {
         }
         Err(_) => {
             let mut cmd = std::process::Command::new("perf");
-            cmd.args(["record", "-e", "cpu-clock", "-F", "4000", "-o"])
-                .arg(&data);
+            cmd.args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                "1000",
+                "--call-graph",
+                "dwarf,16384",
+                "-o",
+            ])
+            .arg(&data);
             cmd
         }
     }

@@ -22,6 +22,8 @@ const MAX_BATCH: usize = 512;
 /// Kept bodies wait at most this long to be stored, or until this many bytes gather.
 const BODIES_WAIT: Duration = Duration::from_millis(50);
 const BODIES_BYTES: usize = 8 * 1024 * 1024;
+/// Bodies stored per transaction, between which waiting records are committed.
+const BODIES_PER_SLICE: usize = 16;
 
 /// One record to write, with the holds it settles.
 pub struct Job {
@@ -71,19 +73,27 @@ impl Writer {
 }
 
 /// Takes whatever is waiting (up to a batch) and writes it in one transaction, until every
-/// sender is gone; stores the kept bodies when they have waited long enough or grown large.
+/// sender is gone. Kept bodies are stored once they have waited long enough or grown large,
+/// a slice at a time with the records that arrived meanwhile committed in between, so a
+/// record never waits behind more than one small slice of bodies.
 fn run(book: &UsageBook, budgets: &Budgets, rx: mpsc::Receiver<Job>) {
     let mut bodies = Bodies::default();
     loop {
-        let first = if bodies.is_empty() {
+        let first = if bodies.is_due() {
+            match rx.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::TryRecvError::Empty) => {
+                    bodies.store_slice(book, BODIES_PER_SLICE);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => None,
+            }
+        } else if bodies.is_empty() {
             rx.recv().ok()
         } else {
             match rx.recv_timeout(bodies.wait_left()) {
                 Ok(job) => Some(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    bodies.store(book);
-                    continue;
-                }
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => None,
             }
         };
@@ -95,12 +105,17 @@ fn run(book: &UsageBook, budgets: &Budgets, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let records = batch.len();
         write_batch(book, budgets, batch, &mut bodies);
+        // At least as many bodies go as records came, so under a steady stream of records
+        // the bodies still drain.
         if bodies.is_due() {
-            bodies.store(book);
+            bodies.store_slice(book, records.max(BODIES_PER_SLICE));
         }
     }
-    bodies.store(book);
+    while !bodies.is_empty() {
+        bodies.store_slice(book, BODIES_PER_SLICE);
+    }
     tracing::debug!("usage writer stopped");
 }
 
@@ -132,11 +147,20 @@ impl Bodies {
         self.bytes >= BODIES_BYTES || (!self.is_empty() && self.wait_left().is_zero())
     }
 
-    fn store(&mut self, book: &UsageBook) {
-        let waiting = std::mem::take(&mut self.waiting);
-        self.bytes = 0;
-        self.since = None;
-        if let Err(e) = book.keep_bodies(waiting) {
+    /// Seals and stores the oldest `count` waiting bodies in one transaction.
+    fn store_slice(&mut self, book: &UsageBook, count: usize) {
+        let take = self.waiting.len().min(count);
+        let slice: Vec<(i64, CapturedBodies)> = self.waiting.drain(..take).collect();
+        let bytes: usize = slice
+            .iter()
+            .map(|(_, b)| b.request.len() + b.response.len())
+            .sum();
+        self.bytes = self.bytes.saturating_sub(bytes);
+        if self.waiting.is_empty() {
+            self.bytes = 0;
+            self.since = None;
+        }
+        if let Err(e) = book.keep_bodies(slice) {
             tracing::error!(error = %e, "request bodies could not be kept");
         }
     }
