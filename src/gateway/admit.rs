@@ -79,6 +79,24 @@ fn billed_to(gate: &Gate, endpoint: Endpoint) -> BilledTo {
     }
 }
 
+/// A call's trip upstream, as forwarding saw it.
+#[derive(Debug, Default)]
+pub(super) struct Trip {
+    /// From arrival to the first attempt being sent.
+    pub queued: Option<Duration>,
+    pub attempts: u32,
+    /// The provider's id for the call, from the last answer's headers.
+    pub request_id: Option<String>,
+}
+
+impl Trip {
+    /// One more attempt is being sent; the first ends the call's time in the queue.
+    pub fn note_attempt(&mut self, arrived: Instant) {
+        self.queued.get_or_insert_with(|| arrived.elapsed());
+        self.attempts += 1;
+    }
+}
+
 /// Everything known about a request once it is admitted, for forwarding and recording.
 pub(super) struct Admitted {
     pub gate: Gate,
@@ -90,7 +108,7 @@ pub(super) struct Admitted {
     pub budget: Option<BudgetHold>,
     pub tokens: Option<TokenReservation>,
     /// Filled in while forwarding: what the call's page says of its trip upstream.
-    pub trip: super::record::Trip,
+    pub trip: Trip,
 }
 
 impl Gateway {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::admit::{Admitted, Known};
+use super::admit::{Admitted, Known, Trip};
 use super::limits::{BudgetHold, TokenReservation};
 use super::stream::{Finish, Finishing, StreamEnd};
 use super::writer::Job;
@@ -23,24 +23,6 @@ use crate::store::Outcome;
 const MAX_ENDPOINT_BYTES: usize = 128;
 /// Longest error code kept in a usage record.
 const MAX_CODE_BYTES: usize = 64;
-
-/// A call's trip upstream, as forwarding saw it.
-#[derive(Debug, Default)]
-pub(super) struct Trip {
-    /// From arrival to the first attempt being sent.
-    pub queued: Option<Duration>,
-    pub attempts: u32,
-    /// The provider's id for the call, from the last answer's headers.
-    pub request_id: Option<String>,
-}
-
-impl Trip {
-    /// One more attempt is being sent; the first ends the call's time in the queue.
-    pub fn note_attempt(&mut self, arrived: Instant) {
-        self.queued.get_or_insert_with(|| arrived.elapsed());
-        self.attempts += 1;
-    }
-}
 
 /// Longest provider request id kept.
 const MAX_REQUEST_ID_BYTES: usize = 128;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{ApiSession, cleared_cookie, session_cookie};
-use super::errors::ApiError;
+use super::errors::{ApiError, json_error_message};
 use super::wiped::WipedJson;
 
 use crate::hub::Hub;
@@ -156,19 +156,4 @@ pub fn json_config() -> web::JsonConfig {
                 .json(json!({"error": {"code": "bad_request", "message": message}}));
             actix_web::error::InternalError::from_response(err, res).into()
         })
-}
-
-/// Names a missing or unknown field, but never echoes submitted values (they may be keys).
-pub(super) fn json_error_message(detail: &str) -> String {
-    let field = ["missing field", "unknown field"]
-        .iter()
-        .find_map(|kind| detail.find(kind).map(|at| &detail[at..]))
-        .and_then(|s| s.split(',').next());
-    match field {
-        Some(f) => format!("The request body does not fit this call: {f}."),
-        None => {
-            "The request body is not valid JSON for this call: check the field names and types."
-                .to_string()
-        }
-    }
 }

@@ -216,3 +216,18 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
         "There is nothing at this address.",
     )
 }
+
+/// Names a missing or unknown field, but never echoes submitted values (they may be keys).
+pub(crate) fn json_error_message(detail: &str) -> String {
+    let field = ["missing field", "unknown field"]
+        .iter()
+        .find_map(|kind| detail.find(kind).map(|at| &detail[at..]))
+        .and_then(|s| s.split(',').next());
+    match field {
+        Some(f) => format!("The request body does not fit this call: {f}."),
+        None => {
+            "The request body is not valid JSON for this call: check the field names and types."
+                .to_string()
+        }
+    }
+}

@@ -89,7 +89,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for WipedJson<T> {
             serde_json::from_slice(&body).map(WipedJson).map_err(|e| {
                 ApiError(HubError::bad_input(
                     "body",
-                    super::api::json_error_message(&e.to_string()),
+                    super::errors::json_error_message(&e.to_string()),
                 ))
             })
         })

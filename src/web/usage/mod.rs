@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod chart;
+mod filters;
 pub mod pages;
 pub mod requests;
 

@@ -9,7 +9,7 @@ use chrono::{Days, NaiveDate};
 use serde::Deserialize;
 
 use super::chart::{self, Chart};
-use super::requests::FilterForm;
+use super::filters::FilterForm;
 use crate::hub::{CreditSummary, FilterParams, Hub, HubError, UsagePage, today};
 use crate::ledger::{BilledTo, UsageRecord};
 use crate::money::MicroUsd;

@@ -2,18 +2,16 @@
 //! also drive its totals and CSV export) and `/requests/{id}` (one call: timings, tokens,
 //! cost lines that add up to its cost, and its bodies when kept).
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::filters::FilterForm;
 use super::pages::{RequestView, count, grouped, request_view};
 use crate::catalog::cost::CostLine;
 use crate::gateway::{Gateway, UnauthenticatedCalls};
 use crate::hub::{FilterParams, HubError, OpenedBodies, RequestDetail};
-use crate::providers::Provider;
 use crate::store::UsageTotals;
 use crate::web::auth::PageSession;
 use crate::web::errors::PageError;
@@ -21,67 +19,9 @@ use crate::web::pages::{Layout, Money, render};
 
 const PAGE_ROWS: usize = 50;
 
-/// The status choices of the filter: any, ok, error, then the Hub's own codes.
-const STATUS_CHOICES: [&str; 13] = [
-    "ok",
-    "error",
-    "app_rate_limited",
-    "app_budget_exceeded",
-    "insufficient_credits",
-    "model_not_available",
-    "endpoint_not_supported",
-    "connector_revoked",
-    "request_too_large",
-    "bad_request",
-    "upstream_connection_failed",
-    "upstream_timeout",
-    "client_disconnected",
-];
-
 #[derive(Deserialize)]
 pub struct Paging {
     before: Option<String>,
-}
-
-/// The filter form the request log and Usage & Billing share.
-pub(super) struct FilterForm {
-    pub action: &'static str,
-    pub filters: FilterParams,
-    /// (id, name), by name.
-    pub apps: Vec<(String, String)>,
-    pub providers: Vec<(&'static str, &'static str)>,
-    pub statuses: &'static [&'static str],
-}
-
-impl FilterForm {
-    pub fn new(
-        action: &'static str,
-        filters: FilterParams,
-        names: &HashMap<String, String>,
-    ) -> FilterForm {
-        let mut apps: Vec<(String, String)> = names
-            .iter()
-            .map(|(id, n)| (id.clone(), n.clone()))
-            .collect();
-        apps.sort_by_key(|a| a.1.to_lowercase());
-        FilterForm {
-            action,
-            filters,
-            apps,
-            providers: Provider::ALL
-                .iter()
-                .map(|p| (p.as_str(), p.display_name()))
-                .collect(),
-            statuses: &STATUS_CHOICES,
-        }
-    }
-
-    /// The filters as a query string, for export and paging links.
-    pub fn query(&self) -> String {
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(filter_pairs(&self.filters))
-            .finish()
-    }
 }
 
 #[derive(Template)]
@@ -155,25 +95,6 @@ pub async fn list(
         error,
     };
     render(StatusCode::OK, &page)
-}
-
-fn filter_pairs(f: &FilterParams) -> Vec<(&'static str, String)> {
-    [
-        ("from", &f.from),
-        ("to", &f.to),
-        ("app", &f.app),
-        ("provider", &f.provider),
-        ("model", &f.model),
-        ("status", &f.status),
-        ("surface", &f.surface),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| {
-        v.as_deref()
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| (k, v.to_string()))
-    })
-    .collect()
 }
 
 #[derive(Template)]
