@@ -18,6 +18,8 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo deny: licences, bans, sources (deny.toml)"
 command -v cargo-deny >/dev/null || cargo install --locked --quiet cargo-deny
+# Every crate in Cargo.lock, for every platform, so cargo-deny can read them without a network.
+cargo fetch --locked --quiet
 deny_checks=(licenses bans sources)
 # Advisories need a database; with no network one is used only when it is already here.
 if compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-db*" >/dev/null; then
