@@ -42,6 +42,8 @@ pub fn measure(work: &Path, upstream: &str, opts: &Opts) -> Option<Point> {
             "--num_workers",
             "1",
         ])
+        // Offline: its own price map, not the one it would download at start-up.
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
