@@ -42,11 +42,10 @@ impl Gateway {
         let url = upstream_url(&admitted.gate.route.base, &admitted.gate.path, &upstream);
         let method =
             reqwest::Method::from_bytes(head.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let http = self.hub().http();
         let mut attempt = 0;
         let response = loop {
-            let mut builder = self
-                .hub()
-                .http()
+            let mut builder = http
                 .request(method.clone(), url.as_str())
                 .timeout(self.hub().config().upstream_timeout)
                 .body(upstream.body.clone());

@@ -6,6 +6,7 @@ pub mod connections;
 mod credits;
 mod error;
 mod keep;
+mod outbound;
 mod routing;
 mod sessions;
 mod usage;
@@ -53,7 +54,7 @@ struct Inner {
     /// The one-time token first-run setup needs while the Hub listens beyond loopback.
     setup_token: std::sync::Mutex<Option<secrecy::SecretString>>,
     credits: Credits,
-    http: reqwest::Client,
+    http: outbound::Outbound,
     local_port: OnceLock<u16>,
     /// Bumped on every change the gateway may have cached (apps, connections, the lock).
     generation: std::sync::atomic::AtomicU64,
@@ -69,7 +70,7 @@ impl Hub {
         let store = Arc::new(Store::open(&config.data_dir)?);
         let session_idle = config.session_idle;
         let credits = Credits::new(store.ledger_balance()?);
-        let http = outbound_client(&config)?;
+        let http = outbound::Outbound::new(&config)?;
         let catalog = load_catalog(&config)?;
         let hub = Hub {
             inner: Arc::new(Inner {
@@ -113,9 +114,9 @@ impl Hub {
         self.inner.catalog
     }
 
-    /// The client for calls to providers (and to the built-in emulator).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.inner.http
+    /// This thread's client for calls to providers (and to the built-in emulator).
+    pub fn http(&self) -> reqwest::Client {
+        self.inner.http.client()
     }
 
     /// Tells the Hub the port it listens on, so demo connections can reach the emulator
@@ -186,21 +187,6 @@ impl Hub {
         *self.inner.vault.write().unwrap_or_else(|p| p.into_inner()) = vault;
         self.bump_generation();
     }
-}
-
-/// One pooled client for every upstream call. Per-request timeouts are set by callers;
-/// redirects are not followed (a provider API never redirects, and a redirect could carry
-/// the key elsewhere).
-fn outbound_client(config: &Config) -> Result<reqwest::Client, HubError> {
-    crate::tls::install_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .read_timeout(config.stream_idle_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .user_agent(concat!("workshop-hub/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| HubError::Unexpected(format!("cannot build the HTTP client: {e}")))
 }
 
 impl Hub {
