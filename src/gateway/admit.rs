@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 
 use super::body::{BodyError, HeldBody};
 use super::limits::{BudgetHold, TokenReservation};
-use super::{Caller, Gateway, Head, MAX_MODEL_BYTES, Outgoing, PLAYGROUND_APP};
+use super::{Caller, Gateway, Head, InFlight, MAX_MODEL_BYTES, Outgoing, PLAYGROUND_APP};
 use super::{internal, refusal, refusal_with, target};
 use crate::catalog::Model;
 use crate::catalog::cost::hold_estimate;
@@ -40,6 +40,7 @@ pub(super) struct Known {
     pub surface: Surface,
     pub started_at: DateTime<Utc>,
     pub started: Instant,
+    pub in_flight: InFlight,
 }
 
 /// A request whose caller is known and allowed, before its body is read.
@@ -114,7 +115,12 @@ pub(super) struct Admitted {
 impl Gateway {
     /// Who is calling and what: the canonical path, the lock, the app key. A refusal here
     /// comes before the app is known, so it is counted, not recorded.
-    pub(super) async fn identify(&self, head: &Head, caller: Caller) -> Result<Known, Outgoing> {
+    pub(super) async fn identify(
+        &self,
+        head: &Head,
+        caller: Caller,
+        in_flight: InFlight,
+    ) -> Result<Known, Outgoing> {
         let started_at = Utc::now();
         let started = Instant::now();
         let p = head.provider;
@@ -152,6 +158,7 @@ impl Gateway {
             surface: head.surface,
             started_at,
             started,
+            in_flight,
         })
     }
 

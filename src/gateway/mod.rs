@@ -19,7 +19,7 @@ mod writer;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -96,6 +96,8 @@ struct Inner {
     unauthenticated: Unauthenticated,
     limits: GatewayLimits,
     max_body_bytes: usize,
+    /// Calls between arrival and their record being written.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Gateway {
@@ -116,6 +118,7 @@ impl Gateway {
                 budgets,
                 writer,
                 hub,
+                in_flight: Arc::default(),
             }),
         }
     }
@@ -132,7 +135,8 @@ impl Gateway {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
         let declared = head.content_length;
-        let known = match self.identify(&head, caller).await {
+        let in_flight = InFlight::enter(&self.inner.in_flight);
+        let known = match self.identify(&head, caller, in_flight).await {
             Ok(known) => known,
             Err(out) => {
                 if out.refused == Some(Refusal::InvalidAppKey) {
@@ -176,6 +180,28 @@ impl Gateway {
         let chunk = futures_util::stream::iter([Ok::<_, std::io::Error>(body)]);
         self.handle(head, chunk, Caller::Playground { connection_id })
             .await
+    }
+}
+
+/// Counts a call from its arrival until its record is written (or it turns out to need
+/// none), so the record of a call with no other in flight can skip the writer's queue.
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count.clone())
+    }
+
+    /// Whether this is the only call in flight.
+    pub(crate) fn alone(&self) -> bool {
+        self.0.load(Ordering::Acquire) == 1
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -254,6 +280,19 @@ mod tests {
 
     fn hub(dir: &std::path::Path) -> Hub {
         crate::hub::test_hub(dir)
+    }
+
+    #[test]
+    fn a_call_is_alone_only_while_no_other_is_in_flight() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let first = InFlight::enter(&count);
+        assert!(first.alone());
+        let second = InFlight::enter(&count);
+        assert!(!first.alone() && !second.alone());
+        drop(first);
+        assert!(second.alone());
+        drop(second);
+        assert_eq!(count.load(Ordering::Acquire), 0);
     }
 
     #[test]

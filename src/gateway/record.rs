@@ -11,7 +11,7 @@ use super::admit::{Admitted, Known, Trip};
 use super::limits::{BudgetHold, TokenReservation};
 use super::stream::{Finish, Finishing, StreamEnd};
 use super::writer::Job;
-use super::{Gateway, MAX_MODEL_BYTES, OutBody, Outgoing};
+use super::{Gateway, InFlight, MAX_MODEL_BYTES, OutBody, Outgoing};
 use crate::catalog::Model;
 use crate::catalog::cost::cost;
 use crate::hub::{CapturedBodies, Route};
@@ -52,6 +52,7 @@ pub(super) struct Context {
     started: Instant,
     ttfb: Duration,
     trip: Trip,
+    in_flight: InFlight,
 }
 
 impl Context {
@@ -93,6 +94,7 @@ impl Context {
             response: None,
             ttfb,
             trip,
+            in_flight: gate.known.in_flight,
         }
     }
 
@@ -112,7 +114,8 @@ impl Context {
     /// Builds the usage record, prices it, and writes it durably before returning.
     pub async fn finish(self, metered: Option<Metered>, error: Option<String>) {
         let writer = self.gateway.inner.writer.clone();
-        writer.record(self.into_job(metered, error)).await;
+        let alone = self.in_flight.alone();
+        writer.write(self.into_job(metered, error), alone).await;
     }
 
     fn into_job(self, metered: Option<Metered>, error: Option<String>) -> Job {
@@ -247,7 +250,7 @@ impl Gateway {
             budget: None,
             done: None,
         };
-        self.inner.writer.record(job).await;
+        self.inner.writer.write(job, known.in_flight.alone()).await;
         out
     }
 }

@@ -5,10 +5,14 @@
 //! Kept bodies are sealed and stored after that, gathered over a short while into one
 //! transaction of their own, so keeping them costs no caller any time.
 //!
+//! A call with no other in flight writes its own record on its worker instead: batching
+//! would gain nothing, and the hand-off to the writer thread and back would cost two thread
+//! wake-ups, which on an idle machine are the larger part of what the Hub adds to a call.
+//!
 //! The writer owns only what it writes with (the hub's usage book and the gateway's budgets);
 //! it stops when the last sender, held by the gateway, is dropped.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -35,9 +39,20 @@ pub struct Job {
     pub done: Option<oneshot::Sender<()>>,
 }
 
+/// What the writer thread is handed: a record to write, or the kept bodies of records
+/// already written on a worker. Records go by value: they are nearly every message, and
+/// boxing them would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
+enum Work {
+    Record(Job),
+    Bodies(Vec<(i64, CapturedBodies)>),
+}
+
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Work>,
+    book: Arc<UsageBook>,
+    budgets: Budgets,
 }
 
 impl Writer {
@@ -45,30 +60,52 @@ impl Writer {
     /// async workers without a hop through the blocking pool for every batch.
     pub fn start(book: UsageBook, budgets: Budgets) -> Writer {
         let (tx, rx) = mpsc::channel();
+        let book = Arc::new(book);
+        let (thread_book, thread_budgets) = (book.clone(), budgets.clone());
         let spawned = std::thread::Builder::new()
             .name("usage-writer".into())
-            .spawn(move || run(&book, &budgets, rx));
+            .spawn(move || run(&thread_book, &thread_budgets, rx));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "the usage writer could not start");
         }
-        Writer { tx }
+        Writer { tx, book, budgets }
     }
 
     /// Queues a record and waits until it is committed (or the writer gave up on it).
-    pub async fn record(&self, job: Job) {
+    async fn record(&self, job: Job) {
         let (done, wait) = oneshot::channel();
         let job = Job {
             done: Some(done),
             ..job
         };
-        if self.tx.send(job).is_ok() {
+        if self.tx.send(Work::Record(job)).is_ok() {
             let _ = wait.await;
+        }
+    }
+
+    /// Writes a record durably: on the calling thread when its call is `alone` (no other in
+    /// flight), else through the writer thread's batches.
+    pub async fn write(&self, job: Job, alone: bool) {
+        if alone {
+            self.record_now(job);
+        } else {
+            self.record(job).await;
+        }
+    }
+
+    /// Writes a record on the calling thread, for a call with no other in flight: one small
+    /// transaction, during which this worker has nothing else to do. Its kept bodies go to
+    /// the writer thread, to be sealed and stored off the call's path as usual.
+    fn record_now(&self, job: Job) {
+        let kept = write_batch(&self.book, &self.budgets, vec![job]);
+        if !kept.is_empty() {
+            let _ = self.tx.send(Work::Bodies(kept));
         }
     }
 
     /// Queues a record without waiting (for paths that cannot wait, like a dropped stream).
     pub fn record_later(&self, job: Job) {
-        let _ = self.tx.send(job);
+        let _ = self.tx.send(Work::Record(job));
     }
 }
 
@@ -76,7 +113,7 @@ impl Writer {
 /// sender is gone. Kept bodies are stored once they have waited long enough or grown large,
 /// a slice at a time with the records that arrived meanwhile committed in between, so a
 /// record never waits behind more than one small slice of bodies.
-fn run(book: &UsageBook, budgets: &Budgets, rx: mpsc::Receiver<Job>) {
+fn run(book: &UsageBook, budgets: &Budgets, rx: mpsc::Receiver<Work>) {
     let mut bodies = Bodies::default();
     loop {
         let first = if bodies.is_due() {
@@ -98,15 +135,20 @@ fn run(book: &UsageBook, budgets: &Budgets, rx: mpsc::Receiver<Job>) {
             }
         };
         let Some(first) = first else { break };
-        let mut batch = vec![first];
+        let mut batch = Vec::new();
+        take(first, &mut batch, &mut bodies);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(work) => take(work, &mut batch, &mut bodies),
                 Err(_) => break,
             }
         }
         let records = batch.len();
-        write_batch(book, budgets, batch, &mut bodies);
+        if !batch.is_empty() {
+            for (id, b) in write_batch(book, budgets, batch) {
+                bodies.add(id, b);
+            }
+        }
         // At least as many bodies go as records came, so under a steady stream of records
         // the bodies still drain.
         if bodies.is_due() {
@@ -117,6 +159,14 @@ fn run(book: &UsageBook, budgets: &Budgets, rx: mpsc::Receiver<Job>) {
         bodies.store_slice(book, BODIES_PER_SLICE);
     }
     tracing::debug!("usage writer stopped");
+}
+
+/// Adds a record to the batch, or bodies written on a worker to those waiting.
+fn take(work: Work, batch: &mut Vec<Job>, bodies: &mut Bodies) {
+    match work {
+        Work::Record(job) => batch.push(job),
+        Work::Bodies(kept) => kept.into_iter().for_each(|(id, b)| bodies.add(id, b)),
+    }
 }
 
 /// Bodies of committed records, waiting to be sealed and stored together.
@@ -166,7 +216,13 @@ impl Bodies {
     }
 }
 
-fn write_batch(book: &UsageBook, budgets: &Budgets, mut batch: Vec<Job>, kept: &mut Bodies) {
+/// Commits the batch's records, settles their holds and budgets, tells each waiting caller,
+/// and returns the bodies to keep, by record id.
+fn write_batch(
+    book: &UsageBook,
+    budgets: &Budgets,
+    mut batch: Vec<Job>,
+) -> Vec<(i64, CapturedBodies)> {
     let bodies: Vec<(usize, CapturedBodies)> = batch
         .iter_mut()
         .enumerate()
@@ -193,11 +249,11 @@ fn write_batch(book: &UsageBook, budgets: &Budgets, mut batch: Vec<Job>, kept: &
             let _ = done.send(());
         }
     }
-    if let Some(ids) = ids {
-        for (i, b) in bodies {
-            if let Some(&id) = ids.get(i) {
-                kept.add(id, b);
-            }
-        }
-    }
+    let Some(ids) = ids else {
+        return Vec::new();
+    };
+    bodies
+        .into_iter()
+        .filter_map(|(i, b)| Some((*ids.get(i)?, b)))
+        .collect()
 }
