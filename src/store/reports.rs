@@ -491,6 +491,64 @@ mod tests {
         (dir, store)
     }
 
+    /// A daily rollup row: day, app, billed to, requests, errors, input, output, cost.
+    type DailyRow = (String, String, String, i64, i64, i64, i64, i64);
+
+    fn daily_rows(store: &Store) -> Vec<DailyRow> {
+        let conn = store.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT day, app_id, billed_to, requests, errors, input_tokens, output_tokens,
+                    cost_micro_usd FROM usage_daily ORDER BY day, app_id, billed_to",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    #[test]
+    fn a_batch_adds_each_daily_row_once_with_all_its_records() {
+        let (_dir, store) = seeded();
+        let s = |v: &str| v.to_string();
+        let first = (s("2025-03-01"), s("app-a"), s("credits"), 2, 0, 30, 12, 350);
+        assert_eq!(
+            daily_rows(&store)[0],
+            first,
+            "two records of one batch, one row"
+        );
+        assert_eq!(daily_rows(&store).len(), 4);
+        let again = R {
+            at: "2025-03-01T12:00:00Z",
+            app: Some("app-a"),
+            provider: Provider::OpenAi,
+            model: "gpt-4o-mini",
+            billed: BilledTo::Credits,
+            cost: 1,
+            status: 500,
+            input: 1,
+            output: 1,
+        };
+        store.insert_usage_batch(&[record(again)]).unwrap();
+        assert_eq!(
+            daily_rows(&store)[0],
+            (s("2025-03-01"), s("app-a"), s("credits"), 3, 1, 31, 13, 351),
+            "a later batch adds to the same row"
+        );
+    }
+
     fn range(from: &str, to: &str) -> DayRange {
         DayRange {
             from: from.into(),

@@ -46,7 +46,8 @@ fn insert_sql() -> &'static str {
 
 impl Store {
     /// Writes a batch of usage records in one transaction: each row, its ledger charge when
-    /// billed to credits, and the daily rollup. Returns the new row ids in order.
+    /// billed to credits, and the daily rollup (one update per day, app, provider, model and
+    /// payer in the batch). Returns the new row ids in order.
     pub fn insert_usage_batch<'a>(
         &self,
         records: impl IntoIterator<Item = &'a UsageRecord>,
@@ -64,14 +65,15 @@ impl Store {
             let mut rollup = tx.prepare_cached(
                 "INSERT INTO usage_daily (day, app_id, provider, model, billed_to, requests, errors,
                     input_tokens, output_tokens, cost_micro_usd)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (day, app_id, provider, model, billed_to) DO UPDATE SET
-                    requests = requests + 1,
+                    requests = requests + excluded.requests,
                     errors = errors + excluded.errors,
                     input_tokens = input_tokens + excluded.input_tokens,
                     output_tokens = output_tokens + excluded.output_tokens,
                     cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd",
             )?;
+            let mut daily = DailyTotals::default();
             for r in records {
                 let started = r.started_at_text();
                 let day = r.started_at.format("%Y-%m-%d").to_string();
@@ -89,18 +91,22 @@ impl Store {
                     );
                     charge.execute(params![started, -amount.0, note, id])?;
                 }
-                rollup.execute(params![
-                    day,
-                    r.app_id.as_deref().unwrap_or(""),
-                    r.provider.as_str(),
-                    r.model.as_deref().unwrap_or(""),
-                    r.billed_to.as_str(),
-                    i64::from(r.status >= 400 || r.error_code.is_some()),
-                    to_i64(r.input_tokens),
-                    to_i64(r.output_tokens),
-                    r.cost.map(|c| c.0).unwrap_or(0),
-                ])?;
+                daily.add(day, r);
                 ids.push(id);
+            }
+            for (key, t) in &daily.rows {
+                rollup.execute(params![
+                    key.day,
+                    key.app_id,
+                    key.provider,
+                    key.model,
+                    key.billed_to,
+                    t.requests,
+                    t.errors,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.cost,
+                ])?;
             }
         }
         tx.commit()?;
@@ -201,6 +207,55 @@ impl Store {
             params![now_rfc3339(), kind, amount.0, note],
         )?;
         Ok(conn.last_insert_rowid())
+    }
+}
+
+/// A batch's additions to the daily rollup, one row per key (a batch has few).
+#[derive(Default)]
+struct DailyTotals<'a> {
+    rows: Vec<(DailyKey<'a>, DailySums)>,
+}
+
+#[derive(PartialEq, Eq)]
+struct DailyKey<'a> {
+    day: String,
+    app_id: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    billed_to: &'a str,
+}
+
+#[derive(Default)]
+struct DailySums {
+    requests: i64,
+    errors: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost: i64,
+}
+
+impl<'a> DailyTotals<'a> {
+    fn add(&mut self, day: String, r: &'a UsageRecord) {
+        let key = DailyKey {
+            day,
+            app_id: r.app_id.as_deref().unwrap_or(""),
+            provider: r.provider.as_str(),
+            model: r.model.as_deref().unwrap_or(""),
+            billed_to: r.billed_to.as_str(),
+        };
+        let at = match self.rows.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                self.rows.push((key, DailySums::default()));
+                self.rows.len() - 1
+            }
+        };
+        let sums = &mut self.rows[at].1;
+        sums.requests += 1;
+        sums.errors += i64::from(r.status >= 400 || r.error_code.is_some());
+        sums.input_tokens = sums.input_tokens.saturating_add(to_i64(r.input_tokens));
+        sums.output_tokens = sums.output_tokens.saturating_add(to_i64(r.output_tokens));
+        sums.cost = sums.cost.saturating_add(r.cost.map(|c| c.0).unwrap_or(0));
     }
 }
 
