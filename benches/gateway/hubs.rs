@@ -45,10 +45,13 @@ impl Drop for HubProc {
 }
 
 /// Spawns the Hub and waits for its address; the child and how long that took.
-fn spawn(data: &Path, openai: &str, anthropic: &str, unlocked: bool) -> (Child, String, Duration) {
-    // BENCH_HUB_BIN measures another build, e.g. one with debug info for a profile.
-    let bin = std::env::var("BENCH_HUB_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_workshop-hub").to_string());
+fn spawn(
+    bin: &str,
+    data: &Path,
+    openai: &str,
+    anthropic: &str,
+    unlocked: bool,
+) -> (Child, String, Duration) {
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
@@ -81,6 +84,13 @@ fn spawn(data: &Path, openai: &str, anthropic: &str, unlocked: bool) -> (Child, 
     (child, base, took)
 }
 
+/// The Hub binary to measure: this build's, or `BENCH_HUB_BIN` (another build, e.g. one
+/// with debug info for a profile).
+pub fn hub_bin() -> String {
+    std::env::var("BENCH_HUB_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_workshop-hub").to_string())
+}
+
 impl HubProc {
     /// A Hub whose OpenAI and Anthropic connections reach `openai` and `anthropic`.
     pub async fn start_with_apps(
@@ -89,16 +99,27 @@ impl HubProc {
         openai: &str,
         anthropic: &str,
     ) -> HubProc {
+        HubProc::start_bin(&hub_bin(), work, name, openai, anthropic).await
+    }
+
+    /// The same, running the binary at `bin`.
+    pub async fn start_bin(
+        bin: &str,
+        work: &Path,
+        name: &str,
+        openai: &str,
+        anthropic: &str,
+    ) -> HubProc {
         let data = work.join(format!("hub-{name}"));
-        let (mut first, base, _) = spawn(&data, openai, anthropic, true);
+        let (mut first, base, _) = spawn(bin, &data, openai, anthropic, true);
         let (byok_key, managed_key) = set_up(&base).await;
         let _ = first.kill();
         let _ = first.wait();
 
-        let (mut locked, _, locked_took) = spawn(&data, openai, anthropic, false);
+        let (mut locked, _, locked_took) = spawn(bin, &data, openai, anthropic, false);
         let _ = locked.kill();
         let _ = locked.wait();
-        let (child, base, unlocked_took) = spawn(&data, openai, anthropic, true);
+        let (child, base, unlocked_took) = spawn(bin, &data, openai, anthropic, true);
         let pid = child.id();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle_rss_kib = status_kib(pid, "VmRSS");

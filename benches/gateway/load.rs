@@ -30,6 +30,9 @@ pub struct Point {
     pub errors: u64,
     /// CPU time the measured process spent per request, when one was named.
     pub cpu_us_per_request: Option<f64>,
+    /// Times the measured process's threads went to sleep or were preempted, per request:
+    /// each hand-off between threads costs a wake-up.
+    pub switches_per_request: Option<f64>,
 }
 
 /// Runs wrk against `call` for `secs` with `connections` open; `pid` is the process whose
@@ -39,6 +42,7 @@ pub fn wrk(work: &Path, call: &Call, connections: usize, secs: f64, pid: Option<
     std::fs::write(&script, lua(call)).unwrap();
     let threads = connections.clamp(1, 2);
     let cpu_before = pid.map(cpu_time);
+    let switches_before = pid.map(context_switches);
     let out = Command::new("wrk")
         .args([
             "-t",
@@ -56,6 +60,7 @@ pub fn wrk(work: &Path, call: &Call, connections: usize, secs: f64, pid: Option<
         .output()
         .expect("wrk did not run (scripts/bench.sh installs it)");
     let cpu_after = pid.map(cpu_time);
+    let switches_after = pid.map(context_switches);
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
@@ -71,6 +76,10 @@ pub fn wrk(work: &Path, call: &Call, connections: usize, secs: f64, pid: Option<
         (Some(a), Some(b)) if requests > 0 => Some((b - a).as_secs_f64() * 1e6 / requests as f64),
         _ => None,
     };
+    let switches_per_request = match (switches_before, switches_after) {
+        (Some(a), Some(b)) if requests > 0 => Some(b.saturating_sub(a) as f64 / requests as f64),
+        _ => None,
+    };
     Point {
         connections,
         requests,
@@ -79,6 +88,34 @@ pub fn wrk(work: &Path, call: &Call, connections: usize, secs: f64, pid: Option<
         p99_us: f[3],
         errors: f[4] as u64,
         cpu_us_per_request,
+        switches_per_request,
+    }
+}
+
+/// One point from several rounds of the same load: their requests and errors added, the
+/// medians of their rates and percentiles, the CPU time and switches per request over all.
+pub fn merge(rounds: &[Point]) -> Point {
+    let median = |f: fn(&Point) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        percentile(&mut v, 0.5)
+    };
+    let requests: u64 = rounds.iter().map(|p| p.requests).sum();
+    let per_request = |f: fn(&Point) -> Option<f64>| {
+        let total: Option<f64> = rounds
+            .iter()
+            .map(|p| f(p).map(|v| v * p.requests as f64))
+            .sum();
+        total.filter(|_| requests > 0).map(|t| t / requests as f64)
+    };
+    Point {
+        connections: rounds.first().map_or(0, |p| p.connections),
+        requests,
+        rps: median(|p| p.rps),
+        p50_us: median(|p| p.p50_us),
+        p99_us: median(|p| p.p99_us),
+        errors: rounds.iter().map(|p| p.errors).sum(),
+        cpu_us_per_request: per_request(|p| p.cpu_us_per_request),
+        switches_per_request: per_request(|p| p.switches_per_request),
     }
 }
 
@@ -119,6 +156,24 @@ pub fn cpu_time(pid: u32) -> Duration {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     Duration::from_secs_f64(ticks as f64 / clock_ticks())
+}
+
+/// Voluntary and involuntary context switches of every thread of `pid` so far (threads that
+/// ended meanwhile are not counted).
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 fn clock_ticks() -> f64 {

@@ -123,6 +123,18 @@ fn main() {
         &nginx.direct,
         &nginx.direct,
     ));
+    // BENCH_COMPARE_BIN adds a row for another build of the Hub (BYOK), measured in the
+    // same rounds: the fair way to tell what a change to the hot path did.
+    let other = match std::env::var("BENCH_COMPARE_BIN") {
+        Ok(bin) => Some(runtime.block_on(HubProc::start_bin(
+            &bin,
+            work.path(),
+            "other",
+            &nginx.direct,
+            &nginx.direct,
+        ))),
+        Err(_) => None,
+    };
     report.idle_rss_kib = hub.idle_rss_kib;
     report.startup = hub.startup;
 
@@ -135,7 +147,7 @@ fn main() {
         profile(work.path(), &opts, &hub, &call);
         return;
     }
-    let whole = [
+    let mut whole = vec![
         (
             "direct to the upstream",
             bearer(
@@ -187,29 +199,60 @@ fn main() {
             Some(hub.pid),
         ),
     ];
-    for (name, call, pid) in &whole {
-        // A short warm-up so connection pools and caches are as in steady use.
+    if let Some(other) = &other {
+        whole.push((
+            "Workshop Hub, BYOK, BENCH_COMPARE_BIN",
+            bearer(
+                format!("{}/openai/v1/chat/completions", other.base),
+                &other.byok_key,
+                CHAT,
+            ),
+            Some(other.pid),
+        ));
+    }
+    // A short warm-up so connection pools and caches are as in steady use.
+    for (_, call, _) in &whole {
         load::wrk(work.path(), call, 4, 1.0, None);
-        let points: Vec<Point> = opts
-            .concurrency
-            .iter()
-            .map(|&c| load::wrk(work.path(), call, c, opts.secs, *pid))
-            .collect();
+    }
+    // The paths take turns, a second each, so a change in the machine's load (a shared
+    // virtual machine's neighbours) falls on all of them alike rather than on one row.
+    let rounds = opts.secs.round().max(1.0) as usize;
+    let mut points: Vec<Vec<Point>> = vec![Vec::new(); whole.len()];
+    for &c in &opts.concurrency {
+        let mut taken: Vec<Vec<Point>> = vec![Vec::new(); whole.len()];
+        for _ in 0..rounds {
+            for (i, (_, call, pid)) in whole.iter().enumerate() {
+                taken[i].push(load::wrk(
+                    work.path(),
+                    call,
+                    c,
+                    opts.secs / rounds as f64,
+                    *pid,
+                ));
+            }
+        }
+        for (i, rounds) in taken.iter().enumerate() {
+            points[i].push(load::merge(rounds));
+        }
+        eprintln!("measured: concurrency {c}");
+    }
+    for ((name, _, _), points) in whole.iter().zip(points) {
         report.rows.push(Row::new(name, points));
-        eprintln!("measured: {name}");
     }
     if opts.litellm {
         report.litellm = litellm::measure(work.path(), &nginx.direct, &opts);
     }
     drop(hub);
+    drop(other);
 
     report.streaming = Some(runtime.block_on(streaming(work.path(), &opts, &mut report)));
     report.print_and_write(&opts);
     drop(nginx);
 }
 
-/// Records the Hub's stacks with `perf` while wrk keeps 16 BYOK calls in flight:
-/// `perf report -i target/bench/perf.data` shows where the time goes.
+/// Records the Hub's stacks with `perf` while wrk keeps 16 BYOK calls in flight (or
+/// `BENCH_PROFILE_CONNECTIONS`): `perf report -i target/bench/perf.data` shows where the
+/// time goes.
 fn profile(work: &std::path::Path, opts: &Opts, hub: &HubProc, call: &Call) {
     load::wrk(work, call, 4, 1.0, None);
     std::fs::create_dir_all(&opts.out).unwrap();
@@ -242,7 +285,11 @@ fn profile(work: &std::path::Path, opts: &Opts, hub: &HubProc, call: &Call) {
     .args(["-p", &hub.pid.to_string()])
     .spawn()
     .expect("the profiler did not start (apt-get install linux-perf)");
-    let point = load::wrk(work, call, 16, opts.secs, Some(hub.pid));
+    let connections = std::env::var("BENCH_PROFILE_CONNECTIONS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(16);
+    let point = load::wrk(work, call, connections, opts.secs, Some(hub.pid));
     let _ = std::process::Command::new("kill")
         .args(["-INT", &perf.id().to_string()])
         .status();

@@ -281,8 +281,8 @@ impl Report {
             let _ = write!(head, " c={c} req/s | c={c} p50 | c={c} p99 |");
             rule += "---:|---:|---:|";
         }
-        head += " Hub CPU/req |";
-        rule += "---:|";
+        head += " Hub CPU/req | Hub switches/req at c=1 |";
+        rule += "---:|---:|";
         let _ = writeln!(md, "{head}\n{rule}");
         let mut rows: Vec<(&str, &[Point])> = self
             .rows
@@ -314,11 +314,14 @@ impl Report {
                     None => md += " – | – | – |",
                 }
             }
-            let cpu = points.last().and_then(|p| p.cpu_us_per_request);
+            let last = points.last();
+            let cpu = last.and_then(|p| p.cpu_us_per_request);
+            let switches = points.first().and_then(|p| p.switches_per_request);
             let _ = writeln!(
                 md,
-                " {} |",
-                cpu.map_or("–".into(), |c| format!("{c:.0} µs"))
+                " {} | {} |",
+                cpu.map_or("–".into(), |c| format!("{c:.0} µs")),
+                switches.map_or("–".into(), |s| format!("{s:.1}"))
             );
         }
         if let Some(s) = &self.streaming {
