@@ -233,26 +233,38 @@ impl Hub {
     }
 }
 
-/// Seals captured bodies for storage under a fresh random row id.
+/// Seals captured bodies for storage under a fresh random row id. The row id and both
+/// nonces come from one draw of randomness: one system call per kept call, not three.
 pub(super) fn seal(
     vault: &crate::vault::UnlockedVault,
     captured: &CapturedBodies,
 ) -> Result<SealedBodies, HubError> {
-    let seal_id = hex::encode(crate::vault::random_array::<16>()?);
-    let seal_field = |field: &str, bytes: &Bytes| -> Result<Option<Vec<u8>>, HubError> {
-        if bytes.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(vault.seal(&seal_id, field, bytes)?))
-    };
+    use crate::vault::NONCE_LEN;
+    let random = crate::vault::random_array::<{ SEAL_ID_LEN + 2 * NONCE_LEN }>()?;
+    let (id, nonces) = random.split_at(SEAL_ID_LEN);
+    let seal_id = hex::encode(id);
+    let seal_field =
+        |field: &str, nonce: &[u8], bytes: &Bytes| -> Result<Option<Vec<u8>>, HubError> {
+            if bytes.is_empty() {
+                return Ok(None);
+            }
+            let nonce: &[u8; NONCE_LEN] = nonce
+                .try_into()
+                .map_err(|_| HubError::Unexpected("nonce length".into()))?;
+            Ok(Some(vault.seal_with_nonce(nonce, &seal_id, field, bytes)?))
+        };
+    let (request_nonce, response_nonce) = nonces.split_at(NONCE_LEN);
     Ok(SealedBodies {
-        request: seal_field("request", &captured.request)?,
-        response: seal_field("response", &captured.response)?,
+        request: seal_field("request", request_nonce, &captured.request)?,
+        response: seal_field("response", response_nonce, &captured.response)?,
         request_truncated: captured.request_truncated,
         response_truncated: captured.response_truncated,
         seal_id,
     })
 }
+
+/// Random bytes in a kept call's row id.
+const SEAL_ID_LEN: usize = 16;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -296,6 +308,35 @@ mod tests {
             attempts: None,
             provider_request_id: None,
         }
+    }
+
+    #[test]
+    fn each_kept_call_is_sealed_under_its_own_id_and_nonces() {
+        let passphrase = secrecy::SecretString::from("correct horse battery".to_string());
+        let (_, vault) =
+            crate::vault::create(&passphrase, crate::vault::KdfParams::TESTING).unwrap();
+        let captured = CapturedBodies {
+            request: Bytes::from_static(b"{\"model\":\"gpt-4o-mini\"}"),
+            response: Bytes::from_static(b"{\"id\":\"chatcmpl-1\"}"),
+            ..CapturedBodies::default()
+        };
+        let one = seal(&vault, &captured).unwrap();
+        let two = seal(&vault, &captured).unwrap();
+        assert_ne!(one.seal_id, two.seal_id);
+        let nonce = |b: &Option<Vec<u8>>| b.as_ref().unwrap()[..crate::vault::NONCE_LEN].to_vec();
+        let nonces = [
+            nonce(&one.request),
+            nonce(&one.response),
+            nonce(&two.request),
+            nonce(&two.response),
+        ];
+        for (i, a) in nonces.iter().enumerate() {
+            assert!(nonces[i + 1..].iter().all(|b| b != a), "a nonce used twice");
+        }
+        let opened = vault
+            .open(&one.seal_id, "response", one.response.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(opened.as_slice(), b"{\"id\":\"chatcmpl-1\"}");
     }
 
     fn sealed() -> SealedBodies {

@@ -134,10 +134,20 @@ impl UnlockedVault {
 
     /// Seals `plaintext` for the record `row_id`, field `field`.
     pub fn seal(&self, row_id: &str, field: &str, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
-        let nonce = random_array::<NONCE_LEN>()?;
+        self.seal_with_nonce(&random_array::<NONCE_LEN>()?, row_id, field, plaintext)
+    }
+
+    /// The same, with a fresh random `nonce` the caller drew (with others, in one draw).
+    pub fn seal_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        row_id: &str,
+        field: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
         crypto::seal(
             self.dek.expose_secret(),
-            &nonce,
+            nonce,
             &secret_aad(&self.vault_id, row_id, field),
             plaintext,
         )
