@@ -18,6 +18,9 @@ impl Drop for Killed {
     }
 }
 
+/// The key callers present to LiteLLM (obviously not a real one).
+const MASTER_KEY: &str = "sk-litellm-test-bench-master-key";
+
 /// LiteLLM at the middle concurrency (16 in a full run), or `None` when it cannot be
 /// installed or started here.
 pub fn measure(work: &Path, upstream: &str, opts: &Opts) -> Option<Point> {
@@ -33,6 +36,7 @@ pub fn measure(work: &Path, upstream: &str, opts: &Opts) -> Option<Point> {
         ),
     )
     .ok()?;
+    let log = std::fs::File::create(opts.out.join("litellm.log")).ok()?;
     let child = Command::new(&litellm)
         .args([
             "--config",
@@ -44,22 +48,37 @@ pub fn measure(work: &Path, upstream: &str, opts: &Opts) -> Option<Point> {
         ])
         // Offline: its own price map, not the one it would download at start-up.
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        // It refuses to start without a key of its own for callers (as the Hub has app keys).
+        .env("LITELLM_MASTER_KEY", MASTER_KEY)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .ok()?;
-    let _proxy = Killed(child);
+    let mut proxy = Killed(child);
     let deadline = Instant::now() + Duration::from_secs(120);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = proxy.0.try_wait() {
+            eprintln!(
+                "LiteLLM exited ({status}); left out (see {})",
+                opts.out.join("litellm.log").display()
+            );
+            return None;
+        }
         if Instant::now() > deadline {
-            eprintln!("LiteLLM did not start within two minutes; left out");
+            eprintln!(
+                "LiteLLM did not start within two minutes; left out (see {})",
+                opts.out.join("litellm.log").display()
+            );
             return None;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     let call = Call {
         url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
-        headers: vec![("Content-Type".into(), "application/json".into())],
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Authorization".into(), format!("Bearer {MASTER_KEY}")),
+        ],
         body: CHAT.into(),
     };
     let mid = if opts.concurrency.contains(&16) {
