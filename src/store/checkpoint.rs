@@ -5,6 +5,9 @@
 //! A passive checkpoint never blocks a writer. Under steady writes it may never catch the
 //! WAL's end, so once the WAL is large a restarting checkpoint (which makes new writers wait
 //! while it finishes the last frames) lets the next commit start the WAL from its beginning.
+//! Passive passes run back to back before it, until the writer has added little since the
+//! last one: the writer then waits for a few hundred frames to be copied, not a few thousand
+//! (tens of milliseconds under a steady 10,000 calls a second).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -16,6 +19,10 @@ use rusqlite::Connection;
 const INTERVAL: Duration = Duration::from_millis(200);
 /// WAL frames (pages) past which a restarting checkpoint runs: about 64 MiB.
 const RESTART_FRAMES: i64 = 16 * 1024;
+/// Frames left to copy below which a restarting checkpoint may make the writer wait.
+const CAUGHT_UP_FRAMES: i64 = 256;
+/// Passive passes at most, before a restart waits for whatever is left.
+const MAX_CATCH_UP_PASSES: usize = 8;
 /// Bytes a WAL file is cut back to when it restarts.
 pub const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
@@ -71,14 +78,27 @@ fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
-/// One passive checkpoint, and a restarting one when the WAL has grown large.
+/// One passive checkpoint, and a restarting one when the WAL has grown large. The restart
+/// makes the writer wait while it copies what is left, so passive passes first catch up with
+/// the writer until little is left, and the wait is short.
 fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    let (_busy, frames, _copied): (i64, i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    if frames > RESTART_FRAMES {
-        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    let (mut frames, mut copied) = passive(conn)?;
+    if frames <= RESTART_FRAMES {
+        return Ok(());
     }
+    for _ in 0..MAX_CATCH_UP_PASSES {
+        if frames - copied <= CAUGHT_UP_FRAMES {
+            break;
+        }
+        (frames, copied) = passive(conn)?;
+    }
+    conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
     Ok(())
+}
+
+/// A passive checkpoint: the WAL's frames, and how many of them are now in the database.
+fn passive(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(1)?, r.get(2)?))
+    })
 }
