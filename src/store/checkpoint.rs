@@ -23,8 +23,10 @@ const RESTART_FRAMES: i64 = 16 * 1024;
 const CAUGHT_UP_FRAMES: i64 = 256;
 /// Passive passes at most, before a restart waits for whatever is left.
 const MAX_CATCH_UP_PASSES: usize = 8;
-/// Bytes a WAL file is cut back to when it restarts.
-pub const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// Bytes a WAL file is cut back to when it restarts: twice what it holds when a restart is
+/// due, so only a burst well past that is cut. A cut is made by the first commit after the
+/// restart, and on a loaded disk it takes milliseconds that a caller would wait for.
+pub const WAL_SIZE_LIMIT: i64 = 2 * RESTART_FRAMES * 4096;
 
 /// Runs until dropped; dropping waits for a checkpoint under way to finish.
 pub struct Checkpointer {

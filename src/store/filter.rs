@@ -181,7 +181,9 @@ impl UsageFilter {
             None => {}
         }
         if let Some(surface) = self.surface {
-            add("surface = ?", vec![Value::Text(surface.as_str().into())]);
+            // Spelled out, not bound: SQLite uses the compatible surface's partial index
+            // only for a condition it can match against the index's own at prepare time.
+            add(&format!("surface = '{}'", surface.as_str()), vec![]);
         }
         (sql, values)
     }

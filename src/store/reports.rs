@@ -215,10 +215,7 @@ impl Store {
     ) -> Result<Vec<UsageRecord>> {
         let (conditions, mut values) = filter.paging_conditions();
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM usage_records WHERE id < ?{conditions} ORDER BY id DESC LIMIT ?",
-            USAGE_COLUMNS.join(", ")
-        ))?;
+        let mut stmt = conn.prepare_cached(&page_sql(&conditions))?;
         values.insert(0, Value::Integer(cursor_bound(before)));
         values.push(Value::Integer(sql_limit(limit)));
         let rows = stmt.query_map(rusqlite::params_from_iter(values), usage_row)?;
@@ -379,6 +376,14 @@ fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// A page of usage rows under `conditions` (from [`UsageFilter::paging_conditions`]).
+fn page_sql(conditions: &str) -> String {
+    format!(
+        "SELECT {} FROM usage_records WHERE id < ?{conditions} ORDER BY id DESC LIMIT ?",
+        USAGE_COLUMNS.join(", ")
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -387,6 +392,44 @@ mod tests {
     use super::*;
     use crate::ledger::{BilledTo, UsageRecord};
     use crate::providers::Provider;
+
+    /// How SQLite would read a page of the request log under `filter`.
+    fn page_plan(store: &Store, filter: &UsageFilter) -> String {
+        let (conditions, mut values) = filter.paging_conditions();
+        values.insert(0, rusqlite::types::Value::Integer(i64::MAX));
+        values.push(rusqlite::types::Value::Integer(50));
+        let conn = store.conn();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", page_sql(&conditions)))
+            .unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("; ")
+    }
+
+    #[test]
+    fn the_request_log_pages_an_app_or_the_compatible_surface_through_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let app = UsageFilter {
+            app: Some("app-1".into()),
+            ..UsageFilter::default()
+        };
+        let plan = page_plan(&store, &app);
+        assert!(plan.contains("usage_by_app_id"), "{plan}");
+        let compatible = UsageFilter {
+            surface: Some(crate::ledger::Surface::Compatible),
+            ..UsageFilter::default()
+        };
+        let plan = page_plan(&store, &compatible);
+        assert!(plan.contains("usage_compatible"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
