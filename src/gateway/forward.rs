@@ -11,7 +11,7 @@ use super::admit::Admitted;
 use super::record::Context;
 use super::stream::{self, Cut, Relay};
 use super::{Gateway, Head, OutBody, Outgoing, refusal};
-use crate::providers::{self, Endpoint, ProviderApi, ProxyRequest, Refusal, Trouble, Upstream};
+use crate::providers::{self, Endpoint, ProviderApi, ProxyRequest, Refusal, Trouble};
 
 /// Managed connections retry an upstream rate limit this many times, before any byte has
 /// gone to the app.
@@ -39,14 +39,17 @@ impl Gateway {
         if admitted.gate.route.local {
             upstream.headers.extend(emulator_headers(&head.headers));
         }
-        let url = upstream_url(&admitted.gate.route.base, &admitted.gate.path, &upstream);
+        let Some(base) = &admitted.gate.route.base_url else {
+            return self.upstream_failed(admitted, false).await;
+        };
+        let url = upstream_url(base, &admitted.gate.path, &upstream.query);
         let method =
             reqwest::Method::from_bytes(head.method.as_bytes()).unwrap_or(reqwest::Method::POST);
         let http = self.hub().http();
         let mut attempt = 0;
         let response = loop {
             let mut builder = http
-                .request(method.clone(), url.as_str())
+                .request(method.clone(), url.clone())
                 .timeout(self.hub().config().upstream_timeout)
                 .body(upstream.body.clone());
             for (name, value) in &upstream.headers {
@@ -297,15 +300,15 @@ fn emulator_headers(headers: &[(String, String)]) -> impl Iterator<Item = (Strin
 const EMULATOR_HEADER_PREFIX: &str = "x-emulator-";
 
 /// The provider root, the canonical path and the allowlisted query: nothing a client library
-/// could re-normalise, since the path has no dot segments or encoded separators.
-fn upstream_url(base: &str, path: &str, upstream: &Upstream) -> String {
-    let mut url = String::with_capacity(base.len() + path.len() + upstream.query.len() + 1);
-    url.push_str(base);
-    url.push_str(path);
-    if !upstream.query.is_empty() {
-        url.push('?');
-        url.push_str(&upstream.query);
-    }
+/// could re-normalise, since the path has no dot segments or encoded separators. Built from
+/// the route's parsed root, so its scheme and host are not parsed again for every call.
+fn upstream_url(base: &reqwest::Url, path: &str, query: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    let mut full = String::with_capacity(base.path().len() + path.len());
+    full.push_str(base.path().trim_end_matches('/'));
+    full.push_str(path);
+    url.set_path(&full);
+    url.set_query((!query.is_empty()).then_some(query));
     url
 }
 
@@ -401,26 +404,40 @@ mod tests {
 
     #[test]
     fn the_upstream_url_is_the_base_and_the_canonical_path() {
-        let up = Upstream {
-            query: "alt=sse".into(),
-            headers: vec![],
-            body: Bytes::new(),
-            hide_stream_usage: false,
-        };
-        let url = upstream_url(
-            "http://127.0.0.1:9",
-            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-            &up,
-        );
-        assert_eq!(
-            url,
-            "http://127.0.0.1:9/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
-        );
-        let parsed = reqwest::Url::parse(&url).unwrap();
-        assert_eq!(
-            parsed.as_str(),
-            url,
-            "nothing left for a URL parser to change"
-        );
+        let cases = [
+            (
+                "http://127.0.0.1:9",
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                "alt=sse",
+            ),
+            ("http://127.0.0.1:9/", "/v1/chat/completions", ""),
+            (
+                "https://api.example.test/proxy/openai",
+                "/v1/models/gpt-4o-mini",
+                "",
+            ),
+            (
+                "http://localhost:8080/emulator/anthropic/",
+                "/v1/messages",
+                "beta=true",
+            ),
+        ];
+        for (base, path, query) in cases {
+            let url = upstream_url(&reqwest::Url::parse(base).unwrap(), path, query);
+            let mut text = format!("{}{path}", base.trim_end_matches('/'));
+            if !query.is_empty() {
+                text = format!("{text}?{query}");
+            }
+            assert_eq!(
+                url.as_str(),
+                text,
+                "the root, the path and the query as given"
+            );
+            assert_eq!(
+                reqwest::Url::parse(&text).unwrap(),
+                url,
+                "the same URL a parser would make of the text"
+            );
+        }
     }
 }

@@ -44,6 +44,9 @@ pub struct Route {
     pub enabled: bool,
     /// The provider root the canonical path is appended to (no trailing slash).
     pub base: String,
+    /// `base` parsed once for every call on this route; `None` when it does not parse (its
+    /// calls then fail as unreachable).
+    pub base_url: Option<url::Url>,
     pub key: SecretString,
     /// Calls go to this machine (the built-in emulator, or a stand-in the user started on
     /// loopback): only such an upstream gets the emulator's test headers.
@@ -162,6 +165,7 @@ impl Hub {
                 id: row.id,
                 managed: row.managed,
                 enabled: row.enabled,
+                base_url: url::Url::parse(&target.base).ok(),
                 base: target.base,
                 key: target.key,
                 local,
