@@ -76,7 +76,8 @@ impl Store {
             let mut daily = DailyTotals::default();
             for r in records {
                 let started = r.started_at_text();
-                let day = r.started_at.format("%Y-%m-%d").to_string();
+                // The UTC day is the stamp's first ten characters (`YYYY-MM-DD`).
+                let day = started.get(..10).unwrap_or_default().to_string();
                 let values = r.values();
                 insert.execute(params_from_iter(
                     std::iter::once(UsageValue::Text(&day)).chain(values.into_iter().skip(1)),
