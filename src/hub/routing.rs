@@ -42,10 +42,8 @@ pub struct Route {
     pub id: String,
     pub managed: bool,
     pub enabled: bool,
-    /// The provider root the canonical path is appended to (no trailing slash).
-    pub base: String,
-    /// `base` parsed once for every call on this route; `None` when it does not parse (its
-    /// calls then fail as unreachable).
+    /// The provider root the canonical path is appended to, parsed once for every call on
+    /// this route; `None` when it does not parse (its calls then fail as unreachable).
     pub base_url: Option<url::Url>,
     pub key: SecretString,
     /// Calls go to this machine (the built-in emulator, or a stand-in the user started on
@@ -166,7 +164,6 @@ impl Hub {
                 managed: row.managed,
                 enabled: row.enabled,
                 base_url: url::Url::parse(&target.base).ok(),
-                base: target.base,
                 key: target.key,
                 local,
                 failing: AtomicBool::new(row.last_error_code.is_some()),
