@@ -20,7 +20,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 pub use apps::{AppChanges, AppRow};
 pub use connections::{ConnectionRow, Outcome};
@@ -132,6 +132,10 @@ impl Store {
 
 fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_handler(Some(short_waits))?;
+    // A transaction takes the write lock when it begins, where a busy lock is waited for.
+    // A deferred one that reads first and then writes fails at once, without waiting, when
+    // another connection (the usage writer's) committed in between.
+    conn.set_transaction_behavior(TransactionBehavior::Immediate);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -308,6 +312,35 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_transaction_that_reads_then_writes_outlasts_another_connections_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .conn()
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        std::thread::scope(|s| {
+            let mut conn = store.conn();
+            let tx = conn.transaction().unwrap();
+            let seen: i64 = tx
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap();
+            // The usage writer commits while this transaction is between its read and write.
+            let other = s.spawn(|| store.usage_conn().execute("INSERT INTO t VALUES (0)", []));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            tx.execute("INSERT INTO t VALUES (?1)", [seen + 1]).unwrap();
+            tx.commit().unwrap();
+            drop(conn);
+            other.join().unwrap().unwrap();
+        });
+        let rows: i64 = store
+            .conn()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2, "both writes are kept");
     }
 
     #[test]
