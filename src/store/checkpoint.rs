@@ -1,12 +1,12 @@
 //! The checkpointer: a thread with its own connection that copies the WAL back into the
-//! database a few times a second, so no commit (and no request waiting on one) ever pays for
-//! a checkpoint and its fsync.
+//! database twenty times a second while it grows (once a second while nothing is written), so
+//! no commit (and no request waiting on one) ever runs a checkpoint itself.
 //!
 //! A passive checkpoint never blocks a writer. Under steady writes it may never catch the
 //! WAL's end, so once the WAL is large a restarting checkpoint (which makes new writers wait
 //! while it finishes the last frames) lets the next commit start the WAL from its beginning.
 //! Passive passes run back to back before it, until the writer has added little since the
-//! last one: the writer then waits for a few hundred frames to be copied, not a few thousand
+//! last one: the writer then waits for a megabyte of frames to be copied, not tens of them
 //! (tens of milliseconds under a steady 10,000 calls a second). Before the restart the
 //! database file and the WAL are synced with no SQLite lock held, so the restart's own syncs,
 //! made while the writer waits, flush only the last few frames (a restart took 30 to 66 ms
@@ -20,18 +20,43 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-/// How often the WAL is copied back.
-const INTERVAL: Duration = Duration::from_millis(200);
-/// WAL frames (pages) past which a restarting checkpoint runs: about 64 MiB.
-const RESTART_FRAMES: i64 = 16 * 1024;
-/// Frames left to copy below which a restarting checkpoint may make the writer wait.
-const CAUGHT_UP_FRAMES: i64 = 256;
+/// How often the WAL is copied back while it grows. Each pass's fsync of the WAL makes a
+/// commit that meets it wait for the disk (an append needs the inode's journal block, which
+/// the fsync's journal commit is writing), and a larger fsync makes a longer wait: at one
+/// call in flight, passes every 200 ms held some calls 2 to 5 ms; every 50 ms, under 2 ms.
+const INTERVAL: Duration = Duration::from_millis(50);
+/// How often it is looked at while nothing is written, so an idle Hub rarely wakes.
+const IDLE_INTERVAL: Duration = Duration::from_secs(1);
+/// WAL size past which a restarting checkpoint runs.
+const RESTART_BYTES: i64 = 64 * 1024 * 1024;
+/// What is left to copy, below which a restarting checkpoint may make the writer wait.
+const CAUGHT_UP_BYTES: i64 = 1024 * 1024;
 /// Passive passes at most, before a restart waits for whatever is left.
 const MAX_CATCH_UP_PASSES: usize = 8;
 /// Bytes a WAL file is cut back to when it restarts: twice what it holds when a restart is
 /// due, so only a burst well past that is cut. A cut is made by the first commit after the
 /// restart, and on a loaded disk it takes milliseconds that a caller would wait for.
-pub const WAL_SIZE_LIMIT: i64 = 2 * RESTART_FRAMES * 4096;
+pub const WAL_SIZE_LIMIT: i64 = 2 * RESTART_BYTES;
+
+/// The byte limits above in WAL frames (one page each) of this database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Frames {
+    restart: i64,
+    caught_up: i64,
+}
+
+impl Frames {
+    fn of(conn: &Connection) -> Frames {
+        let page: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap_or(4096)
+            .max(512);
+        Frames {
+            restart: RESTART_BYTES / page,
+            caught_up: CAUGHT_UP_BYTES / page,
+        }
+    }
+}
 
 /// Runs until dropped; dropping waits for a checkpoint under way to finish.
 pub struct Checkpointer {
@@ -65,19 +90,31 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
     let (stopped, wake) = stop;
+    let limits = Frames::of(conn);
     let mut guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+    let mut wait = INTERVAL;
+    let mut last = None;
     loop {
         let (next, _) = wake
-            .wait_timeout(guard, INTERVAL)
+            .wait_timeout(guard, wait)
             .unwrap_or_else(|p| p.into_inner());
         guard = next;
         if *guard {
             break;
         }
         drop(guard);
-        if let Err(e) = checkpoint(conn) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
-        }
+        wait = match checkpoint(conn, limits) {
+            // Everything copied and nothing new since the last pass: the writers are idle.
+            Ok(wal) if wal.0 == wal.1 && last == Some(wal) => IDLE_INTERVAL,
+            Ok(wal) => {
+                last = Some(wal);
+                INTERVAL
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                INTERVAL
+            }
+        };
         guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
     }
     // A last full copy, so a Hub that stops leaves a small WAL behind.
@@ -87,21 +124,23 @@ fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
 
 /// One passive checkpoint, and a restarting one when the WAL has grown large. The restart
 /// makes the writer wait while it copies what is left, so passive passes first catch up with
-/// the writer until little is left, and the wait is short.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    let (mut frames, mut copied) = passive(conn)?;
-    if frames <= RESTART_FRAMES {
-        return Ok(());
+/// the writer until little is left, and the wait is short. Returns the first pass's WAL
+/// frames and how many of them are in the database.
+fn checkpoint(conn: &Connection, limits: Frames) -> rusqlite::Result<(i64, i64)> {
+    let first = passive(conn)?;
+    let (mut frames, mut copied) = first;
+    if frames <= limits.restart {
+        return Ok(first);
     }
     for _ in 0..MAX_CATCH_UP_PASSES {
-        if frames - copied <= CAUGHT_UP_FRAMES {
+        if frames - copied <= limits.caught_up {
             break;
         }
         (frames, copied) = passive(conn)?;
     }
     presync(conn);
     conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
-    Ok(())
+    Ok(first)
 }
 
 /// Flushes the database file and then the WAL to disk without any SQLite lock, so the
