@@ -117,6 +117,9 @@ fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
 /// the writer until little is left, and the wait is short.
 fn checkpoint(conn: &Connection, limits: Frames) -> rusqlite::Result<()> {
     let (mut frames, mut copied) = passive(conn)?;
+    if copied > 0 {
+        sync(conn, &[""]);
+    }
     if frames <= limits.restart {
         return Ok(());
     }
@@ -126,21 +129,24 @@ fn checkpoint(conn: &Connection, limits: Frames) -> rusqlite::Result<()> {
         }
         (frames, copied) = passive(conn)?;
     }
-    presync(conn);
+    sync(conn, &["", "-wal"]);
     conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
     Ok(())
 }
 
-/// Flushes the database file and then the WAL to disk without any SQLite lock, so the
-/// syncs a restart makes under its lock find little left to write. Only ever an extra sync:
-/// if one fails, the restart's own syncs still make the copy durable.
-fn presync(conn: &Connection) {
+/// Flushes the database file (suffix `""`) or the WAL (`"-wal"`) to disk, with no SQLite
+/// lock held. After each pass the database's new pages go, a few at a time, instead of all
+/// at once before a restart (a sync of 100 ms, after which the restart's own sync under its
+/// lock still had the pages copied meanwhile); before a restart the WAL goes too, so the
+/// syncs it makes while the writer waits find little left to write. Only ever an extra sync:
+/// if one fails, SQLite's own syncs still make each copy durable.
+fn sync(conn: &Connection, suffixes: &[&str]) {
     let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
         return;
     };
-    for path in [db.to_owned(), format!("{db}-wal")] {
-        if let Err(e) = File::open(&path).and_then(|f| f.sync_data()) {
-            tracing::debug!(error = %e, "a sync before the WAL restart failed");
+    for suffix in suffixes {
+        if let Err(e) = File::open(format!("{db}{suffix}")).and_then(|f| f.sync_data()) {
+            tracing::debug!(error = %e, file = suffix, "an early sync failed");
         }
     }
 }
