@@ -91,8 +91,7 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
     let (stopped, wake) = stop;
-    let limits = Frames::of(conn);
-    let mut copied = 0;
+    let mut passes = Passes::new(conn);
     let mut guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let (next, _) = wake
@@ -103,7 +102,7 @@ fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
             break;
         }
         drop(guard);
-        if let Err(e) = checkpoint(conn, limits, &mut copied) {
+        if let Err(e) = passes.checkpoint(conn) {
             tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
         }
         guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
@@ -113,45 +112,69 @@ fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
     let _ = passive(conn);
 }
 
-/// One passive checkpoint, and a restarting one when the WAL has grown large. The restart
-/// makes the writer wait while it copies what is left, so passive passes first catch up with
-/// the writer until little is left, and the wait is short. `before` is how many frames the
-/// last pass left copied, so the database file is synced only when a pass copied more.
-fn checkpoint(conn: &Connection, limits: Frames, before: &mut i64) -> rusqlite::Result<()> {
-    let (mut frames, mut copied) = passive(conn)?;
-    if copied != *before {
-        sync(conn, &[""]);
-    }
-    *before = copied;
-    if frames <= limits.restart {
-        return Ok(());
-    }
-    for _ in 0..MAX_CATCH_UP_PASSES {
-        if frames - copied <= limits.caught_up {
-            break;
-        }
-        (frames, copied) = passive(conn)?;
-    }
-    sync(conn, &["", "-wal"]);
-    conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
-    *before = 0;
-    Ok(())
+/// What the checkpointer keeps from one pass to the next.
+struct Passes {
+    limits: Frames,
+    /// The database file and the WAL, opened once for the early syncs (none in memory).
+    db: Option<File>,
+    wal: Option<File>,
+    /// Frames the last pass left copied: the database file is synced only when a pass
+    /// copied more.
+    copied: i64,
 }
 
-/// Flushes the database file (suffix `""`) or the WAL (`"-wal"`) to disk, with no SQLite
-/// lock held. After each pass the database's new pages go, a few at a time, instead of all
-/// at once before a restart (a sync of 100 ms, after which the restart's own sync under its
-/// lock still had the pages copied meanwhile); before a restart the WAL goes too, so the
-/// syncs it makes while the writer waits find little left to write. Only ever an extra sync:
-/// if one fails, SQLite's own syncs still make each copy durable.
-fn sync(conn: &Connection, suffixes: &[&str]) {
-    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
-        return;
-    };
-    for suffix in suffixes {
-        if let Err(e) = File::open(format!("{db}{suffix}")).and_then(|f| f.sync_data()) {
-            tracing::debug!(error = %e, file = suffix, "an early sync failed");
+impl Passes {
+    fn new(conn: &Connection) -> Passes {
+        let path = conn.path().filter(|p| !p.is_empty());
+        let open = |suffix: &str| {
+            let path = format!("{}{suffix}", path?);
+            File::open(&path)
+                .map_err(|e| tracing::debug!(error = %e, path, "no early syncs for this file"))
+                .ok()
+        };
+        Passes {
+            limits: Frames::of(conn),
+            db: open(""),
+            wal: open("-wal"),
+            copied: 0,
         }
+    }
+
+    /// One passive checkpoint, and a restarting one when the WAL has grown large. The
+    /// restart makes the writer wait while it copies what is left, so passive passes first
+    /// catch up with the writer until little is left, and the wait is short.
+    fn checkpoint(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let (mut frames, mut copied) = passive(conn)?;
+        if copied != self.copied {
+            early_sync(self.db.as_ref());
+        }
+        self.copied = copied;
+        if frames <= self.limits.restart {
+            return Ok(());
+        }
+        for _ in 0..MAX_CATCH_UP_PASSES {
+            if frames - copied <= self.limits.caught_up {
+                break;
+            }
+            (frames, copied) = passive(conn)?;
+        }
+        early_sync(self.db.as_ref());
+        early_sync(self.wal.as_ref());
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        self.copied = 0;
+        Ok(())
+    }
+}
+
+/// Flushes a file to disk with no SQLite lock held. After each pass the database's new pages
+/// go, a few at a time, instead of all at once before a restart (a sync of 100 ms, after
+/// which the restart's own sync under its lock still had the pages copied meanwhile); before
+/// a restart the WAL goes too, so the syncs it makes while the writer waits find little left
+/// to write. Only ever an extra sync: if one fails, SQLite's own syncs still make each copy
+/// durable.
+fn early_sync(file: Option<&File>) {
+    if let Some(Err(e)) = file.map(File::sync_data) {
+        tracing::debug!(error = %e, "an early sync failed");
     }
 }
 
